@@ -1,0 +1,43 @@
+"""``popularity``: every customer gets the best sellers; the baseline any model must beat."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.backends.contract import Arrays
+from growthrec.backends.hookspecs import hookimpl
+
+
+class PopularityBackend:
+    """Scores each item by its column sum in training (distinct buyers, with binary weighting)."""
+
+    name = "popularity"
+    description = "Best sellers for everyone: the baseline every evaluation is compared against"
+    params = ()
+
+    def fit(
+        self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
+    ) -> Arrays:
+        return {"item_popularity": np.asarray(matrix.sum(axis=0), dtype=np.float32).ravel()}
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        return np.broadcast_to(arrays["item_popularity"], (rows.shape[0], rows.shape[1]))
+
+    def similar_items(
+        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
+    ) -> np.ndarray:
+        """Everybody's neighbours are the best sellers: popularity knows no item-item relation."""
+        return np.broadcast_to(
+            arrays["item_popularity"], (len(items), arrays["item_popularity"].size)
+        )
+
+
+@hookimpl
+def register_backends(register):
+    register(PopularityBackend())

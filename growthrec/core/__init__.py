@@ -1,0 +1,56 @@
+"""Pure functions over numpy/scipy: interactions, weighting, splits, ranking and metrics."""
+
+from __future__ import annotations
+
+from growthrec.core.interactions import (
+    IdMap,
+    Interactions,
+    build_interactions,
+    factorize,
+    rows_from_baskets,
+)
+from growthrec.core.metrics import (
+    METRIC_NAMES,
+    catalog_coverage_at_k,
+    hit_matrix,
+    hit_rate_at_k,
+    map_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+)
+from growthrec.core.model import Model
+from growthrec.core.ranking import top_k, top_k_batched
+from growthrec.core.seeds import Seed, resolve_rng
+from growthrec.core.split import Split, split_leave_one_out, split_ratio
+from growthrec.core.weighting import WEIGHTINGS, apply_weighting
+
+__all__ = [
+    "METRIC_NAMES",
+    "WEIGHTINGS",
+    "IdMap",
+    "Interactions",
+    "Model",
+    "Seed",
+    "Split",
+    "apply_weighting",
+    "build_interactions",
+    "catalog_coverage_at_k",
+    "factorize",
+    "hit_matrix",
+    "hit_rate_at_k",
+    "map_at_k",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "ranking_metrics",
+    "recall_at_k",
+    "resolve_rng",
+    "rows_from_baskets",
+    "split_leave_one_out",
+    "split_ratio",
+    "top_k",
+    "top_k_batched",
+]

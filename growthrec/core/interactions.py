@@ -1,0 +1,275 @@
+"""The interaction matrix: a float32 CSR user x item matrix with its two id maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.errors import DataError
+
+__all__ = ["IdMap", "Interactions", "build_interactions", "factorize", "rows_from_baskets"]
+
+_array_eq = attrs.cmp_using(eq=np.array_equal)
+
+
+def _is_sorted_unique(values: np.ndarray) -> bool:
+    return values.size < 2 or bool(np.all(values[1:] > values[:-1]))
+
+
+@attrs.frozen
+class IdMap:
+    """External ids <-> internal indices, both directions vectorised.
+
+    ``ids[i]`` is the external id of internal index ``i``. External ids are integers (int64)
+    or strings (numpy unicode); either way they are opaque labels.
+    """
+
+    ids: np.ndarray = attrs.field(eq=_array_eq)
+    _order: np.ndarray = attrs.field(eq=False, repr=False)
+
+    @classmethod
+    def from_ids(cls, ids: np.ndarray) -> IdMap:
+        """An id map over ``ids``, which must be unique; index order is the order given."""
+        ids = _normalise_ids(np.asarray(ids), "ids")
+        order = np.argsort(ids, kind="stable")
+        if not _is_sorted_unique(ids[order]):
+            raise DataError("id map: ids must be unique")
+        return cls(ids, order)
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def kind(self) -> str:
+        """``"int"`` or ``"str"``: how external ids are typed."""
+        return "int" if self.ids.dtype.kind == "i" else "str"
+
+    def index(self, external: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Internal indices of ``external`` ids; -1 where an id is unknown."""
+        query = self._coerce(external)
+        if query is None or self.ids.size == 0:
+            return np.full(len(external), -1, dtype=np.int64)
+        sorted_ids = self.ids[self._order]
+        pos = np.searchsorted(sorted_ids, query)
+        pos = np.minimum(pos, sorted_ids.size - 1)
+        found = sorted_ids[pos] == query
+        return np.where(found, self._order[pos], -1).astype(np.int64)
+
+    def external(self, index: np.ndarray | Sequence[int]) -> np.ndarray:
+        """External ids of internal indices."""
+        return self.ids[np.asarray(index, dtype=np.int64)]
+
+    def _coerce(self, external: Sequence[object] | np.ndarray) -> np.ndarray | None:
+        arr = np.asarray(external)
+        if self.kind == "str":
+            return arr.astype(str)
+        if arr.dtype.kind in "iu":
+            return arr.astype(np.int64)
+        # Integer ids asked for as strings (from a command line, say): unparsable ones are unknown.
+        out = np.full(arr.size, np.iinfo(np.int64).min, dtype=np.int64)
+        for n, value in enumerate(arr.ravel().tolist()):
+            try:
+                as_float = float(value)
+                if np.isfinite(as_float) and as_float == int(as_float):
+                    out[n] = int(as_float)
+            except (TypeError, ValueError):
+                pass
+        return out
+
+
+@attrs.frozen
+class Interactions:
+    """Who bought what: a float32 CSR user x item matrix plus the id maps of its rows and columns.
+
+    ``timestamps``, when known, holds the latest event time (seconds) of each stored pair,
+    aligned with ``matrix.data``; it lets splits hold out each user's latest item.
+    """
+
+    matrix: sp.csr_matrix = attrs.field(eq=False)
+    users: IdMap
+    items: IdMap
+    timestamps: np.ndarray | None = attrs.field(default=None, eq=False)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def density(self) -> float:
+        cells = self.n_users * self.n_items
+        return self.nnz / cells if cells else 0.0
+
+    def with_matrix(self, matrix: sp.csr_matrix, timestamps: np.ndarray | None) -> Interactions:
+        """The same id maps over another matrix of the same shape (a split's train part, say)."""
+        return attrs.evolve(self, matrix=matrix, timestamps=timestamps)
+
+
+def _normalise_ids(values: np.ndarray, name: str) -> np.ndarray:
+    """Ids as int64 or unicode; float ids that are whole numbers (``17850.0``) become integers."""
+    if values.ndim != 1:
+        raise DataError(f"{name}: expected a one-dimensional array, got shape {values.shape}")
+    kind = values.dtype.kind
+    if kind in "iu":
+        return values.astype(np.int64, copy=False)
+    if kind == "b":
+        raise DataError(f"{name}: ids must be strings or integers, not booleans")
+    if kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(f"{name}: missing (NaN) id at row {int(np.flatnonzero(bad)[0])}")
+        if np.any(values != np.round(values)):
+            row = int(np.flatnonzero(values != np.round(values))[0])
+            raise DataError(
+                f"{name}: id {values[row]!r} at row {row} is neither an integer nor a string"
+            )
+        return values.astype(np.int64)
+    if kind == "U":
+        empty = values == ""
+        if empty.any():
+            raise DataError(f"{name}: empty id at row {int(np.flatnonzero(empty)[0])}")
+        return values
+    if kind in "OS":
+        as_list = values.tolist()
+        for row, value in enumerate(as_list):
+            if value is None or (isinstance(value, float) and not np.isfinite(value)):
+                raise DataError(f"{name}: missing id at row {row}")
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in as_list):
+            return np.asarray(as_list, dtype=np.int64)
+        return _normalise_ids(np.asarray([str(v) for v in as_list], dtype=str), name)
+    raise DataError(f"{name}: ids must be strings or integers, got dtype {values.dtype}")
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique values and the code of each value, by sorting (numpy's hash path is slow)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.empty(ordered.size, dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    uniques = ordered[starts]
+    codes = np.empty(values.size, dtype=np.int64)
+    codes[order] = np.cumsum(starts) - 1
+    return uniques, codes
+
+
+def build_interactions(
+    user_ids: Sequence[object] | np.ndarray,
+    item_ids: Sequence[object] | np.ndarray,
+    weights: Sequence[float] | np.ndarray | None = None,
+    timestamps: Sequence[float] | np.ndarray | None = None,
+    *,
+    users: IdMap | None = None,
+    items: IdMap | None = None,
+) -> Interactions:
+    """Build the interaction matrix from parallel arrays of events; duplicate pairs are summed.
+
+    ``weights`` (a quantity, say) default to 1 per event. ``timestamps`` are seconds; each pair
+    keeps its latest. Pass ``users``/``items`` to index against existing id maps (events with
+    unknown ids are then an error), otherwise the maps are the sorted distinct ids.
+    """
+    u_raw = _normalise_ids(np.asarray(user_ids), "user ids")
+    i_raw = _normalise_ids(np.asarray(item_ids), "item ids")
+    n = u_raw.size
+    if n == 0:
+        raise DataError("no interactions: the input is empty")
+    if i_raw.size != n:
+        raise DataError(f"user ids ({n}) and item ids ({i_raw.size}) differ in length")
+    w = _checked_column(weights, n, "weights", np.float32)
+    ts = _checked_column(timestamps, n, "timestamps", np.float64)
+    if w is not None and np.any(w < 0):
+        row = int(np.flatnonzero(w < 0)[0])
+        raise DataError(f"weights: negative weight {w[row]} at row {row}")
+
+    user_map, u = _codes(u_raw, users, "user")
+    item_map, i = _codes(i_raw, items, "item")
+    n_users, n_items = len(user_map), len(item_map)
+
+    # One sort by (user, item) gives the CSR layout, the summed weights and each pair's latest time.
+    key = u * n_items + i
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(key[1:], key[:-1], out=starts[1:])
+    start_pos = np.flatnonzero(starts)
+    pair_key = key[start_pos]
+    data = (
+        np.diff(np.append(start_pos, n)).astype(np.float32)
+        if w is None
+        else np.add.reduceat(w[order].astype(np.float64), start_pos).astype(np.float32)
+    )
+    pair_ts = None if ts is None else np.maximum.reduceat(ts[order], start_pos)
+    rows = pair_key // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    index_dtype = np.int32 if max(n_items, pair_key.size) < 2**31 else np.int64
+    matrix = sp.csr_matrix(
+        (data, (pair_key % n_items).astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(n_users, n_items),
+    )
+    if np.any(data == 0):  # pairs whose weights summed to zero carry no signal
+        keep = data != 0
+        matrix.eliminate_zeros()
+        pair_ts = None if pair_ts is None else pair_ts[keep]
+    matrix.has_sorted_indices = True
+    return Interactions(matrix, user_map, item_map, pair_ts)
+
+
+def _checked_column(
+    values: Sequence[float] | np.ndarray | None, n: int, name: str, dtype: type
+) -> np.ndarray | None:
+    if values is None:
+        return None
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iuf":
+        raise DataError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    arr = arr.astype(dtype, copy=False)
+    if arr.shape != (n,):
+        raise DataError(f"{name}: expected {n} values, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{name}: non-finite value {arr[row]} at row {row}")
+    return arr
+
+
+def _codes(raw: np.ndarray, known: IdMap | None, what: str) -> tuple[IdMap, np.ndarray]:
+    if known is None:
+        uniques, codes = factorize(raw)
+        return IdMap(uniques, np.arange(uniques.size)), codes
+    codes = known.index(raw)
+    if np.any(codes < 0):
+        row = int(np.flatnonzero(codes < 0)[0])
+        raise DataError(f"{what} id {raw[row]!r} at row {row} is not in the given id map")
+    return known, codes
+
+
+def rows_from_baskets(items: IdMap, baskets: Sequence[Sequence[object]]) -> sp.csr_matrix:
+    """One binary CSR row per basket of external item ids (for scoring customers not in training).
+
+    Unknown item ids are an error naming the first one, so a typo is not silently ignored.
+    """
+    indptr = np.zeros(len(baskets) + 1, dtype=np.int64)
+    columns: list[np.ndarray] = []
+    for n, basket in enumerate(baskets):
+        codes = items.index(list(basket)) if len(basket) else np.empty(0, dtype=np.int64)
+        if np.any(codes < 0):
+            unknown = np.asarray(list(basket))[codes < 0][0]
+            raise DataError(f"item {unknown!s} is not in the model's catalogue")
+        codes = np.unique(codes)
+        columns.append(codes)
+        indptr[n + 1] = indptr[n] + codes.size
+    indices = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+    data = np.ones(indices.size, dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(baskets), len(items)))

@@ -1,0 +1,32 @@
+"""The fitted model as a value: backend name, parameters, learned arrays and the training data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from growthrec.core.interactions import Interactions
+
+__all__ = ["Model"]
+
+
+@attrs.frozen
+class Model:
+    """Everything needed to recommend, and nothing that needs pickle to be saved.
+
+    ``train`` keeps the raw (unweighted) training matrix and both id maps: the matrix excludes
+    what a customer already bought and scores known customers; ``weighting`` is re-applied to
+    it and to new baskets. ``item_attributes`` holds optional per-item strings (a category, say)
+    aligned with the item index, for display.
+    """
+
+    backend: str
+    params: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray] = attrs.field(eq=False)
+    train: Interactions
+    weighting: str = "binary"
+    seed: int | None = None
+    item_attributes: Mapping[str, np.ndarray] = attrs.field(factory=dict, eq=False)

@@ -1,0 +1,117 @@
+"""Train/test splits of an interaction matrix: seeded, leak-free, same id maps on both sides."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.core.interactions import Interactions
+from growthrec.core.seeds import Seed, resolve_rng
+from growthrec.errors import DataError, ParameterError
+
+__all__ = ["Split", "split_leave_one_out", "split_ratio"]
+
+
+@attrs.frozen
+class Split:
+    """A train part (an ``Interactions``) and the held-out pairs of each user (a CSR matrix).
+
+    Both share the id maps and shape of the data they came from; no pair is in both.
+    ``n_train_only`` counts the users with too few interactions to hold any out.
+    """
+
+    train: Interactions
+    test: sp.csr_matrix = attrs.field(eq=False)
+    protocol: str
+    n_train_only: int
+
+    @property
+    def n_test_users(self) -> int:
+        return int(np.count_nonzero(np.diff(self.test.indptr)))
+
+
+def _row_of_each_entry(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+
+
+def _split_by_mask(data: Interactions, held: np.ndarray, protocol: str, n_train_only: int) -> Split:
+    m = data.matrix
+    rows = _row_of_each_entry(m)
+    keep = ~held
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        indptr = np.zeros(m.shape[0] + 1, dtype=m.indptr.dtype)
+        np.cumsum(np.bincount(rows[mask], minlength=m.shape[0]), out=indptr[1:])
+        out = sp.csr_matrix((m.data[mask], m.indices[mask], indptr), shape=m.shape)
+        out.has_sorted_indices = True
+        return out
+
+    timestamps = None if data.timestamps is None else data.timestamps[keep]
+    train = data.with_matrix(part(keep), timestamps)
+    return Split(train=train, test=part(held), protocol=protocol, n_train_only=n_train_only)
+
+
+def split_leave_one_out(
+    data: Interactions, *, by: str = "random", seed: Seed = None, min_interactions: int = 2
+) -> Split:
+    """Hold out one item per user: a random one, or the latest (``by="latest"``, needs timestamps).
+
+    Users with fewer than ``min_interactions`` distinct items stay in train only. Ties on the
+    latest time are broken at random (seeded): a basket bought at once has no latest item.
+    """
+    if by not in ("random", "latest"):
+        raise ParameterError(f"leave-one-out: by={by!r}; choose 'random' or 'latest'")
+    if by == "latest" and data.timestamps is None:
+        raise ParameterError("leave-one-out by='latest' needs timestamps; the data has none")
+    if min_interactions < 2:
+        raise ParameterError(f"min_interactions={min_interactions} must be at least 2")
+    rng = resolve_rng(seed)
+    m = data.matrix
+    counts = np.diff(m.indptr)
+    eligible = counts >= min_interactions
+    # A random key per stored pair; per row the entry with the largest (time, key) is held out.
+    rows = _row_of_each_entry(m)
+    tiebreak = rng.random(m.nnz)
+    primary = data.timestamps if by == "latest" else np.zeros(m.nnz)
+    order = np.lexsort((tiebreak, primary, rows))
+    last_of_row = order[m.indptr[1:][counts > 0] - 1]
+    held = np.zeros(m.nnz, dtype=bool)
+    held[last_of_row[eligible[counts > 0]]] = True
+    if not held.any():
+        raise DataError(f"leave-one-out: no user has {min_interactions} or more interactions")
+    return _split_by_mask(
+        data, held, f"leave-one-out ({by})", int(np.count_nonzero(~eligible & (counts > 0)))
+    )
+
+
+def split_ratio(
+    data: Interactions, *, test_ratio: float = 0.2, seed: Seed = None, min_interactions: int = 2
+) -> Split:
+    """Hold out a random ``test_ratio`` of each user's items (at least one, never all of them).
+
+    A user with n items holds out ``round(test_ratio * n)`` clipped to [1, n - 1]; users with
+    fewer than ``min_interactions`` items stay in train only.
+    """
+    if not 0.0 < test_ratio < 1.0:
+        raise ParameterError(f"test_ratio={test_ratio} must be between 0 and 1 (exclusive)")
+    if min_interactions < 2:
+        raise ParameterError(f"min_interactions={min_interactions} must be at least 2")
+    rng = resolve_rng(seed)
+    m = data.matrix
+    counts = np.diff(m.indptr)
+    eligible = counts >= min_interactions
+    n_test = np.where(eligible, np.clip(np.rint(test_ratio * counts), 1, counts - 1), 0)
+    rows = _row_of_each_entry(m)
+    order = np.lexsort((rng.random(m.nnz), rows))
+    position = np.empty(m.nnz, dtype=np.int64)
+    position[order] = np.arange(m.nnz) - m.indptr[rows[order]]
+    held = position < n_test[rows]
+    if not held.any():
+        raise DataError("ratio split: no user has enough interactions to hold any out")
+    return _split_by_mask(
+        data,
+        held,
+        f"ratio holdout ({test_ratio:g})",
+        int(np.count_nonzero(~eligible & (counts > 0))),
+    )

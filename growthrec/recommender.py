@@ -1,0 +1,186 @@
+"""Fit a backend into a ``Model`` and recommend from it: for known users, new baskets, or items."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.backends.contract import Backend, resolve_params
+from growthrec.backends.registry import get_backend
+from growthrec.core.interactions import Interactions, rows_from_baskets
+from growthrec.core.model import Model
+from growthrec.core.ranking import top_k_batched
+from growthrec.core.seeds import resolve_rng
+from growthrec.core.weighting import apply_weighting
+from growthrec.errors import DataError, ParameterError, UnknownIdError
+
+__all__ = [
+    "fit_model",
+    "recommend",
+    "recommend_baskets",
+    "similar_items",
+    "user_indices",
+]
+
+
+def fit_model(
+    data: Interactions,
+    backend: str = "svd",
+    params: Mapping[str, Any] | None = None,
+    *,
+    weighting: str = "binary",
+    seed: int | None = None,
+    item_attributes: Mapping[str, np.ndarray] | None = None,
+) -> Model:
+    """Fit the backend called ``backend`` on ``data`` (weighted by ``weighting``) into a Model."""
+    impl = get_backend(backend)
+    resolved = resolve_params(impl, params or {})
+    matrix = apply_weighting(data.matrix, weighting)
+    arrays = dict(impl.fit(matrix, resolved, resolve_rng(seed)))
+    _check_arrays(impl, arrays)
+    attributes = {k: np.asarray(v).astype(str) for k, v in (item_attributes or {}).items()}
+    for key, values in attributes.items():
+        if values.shape != (data.n_items,):
+            raise DataError(f"item attribute {key!r}: expected {data.n_items} values")
+    return Model(backend, resolved, arrays, data, weighting, seed, attributes)
+
+
+def _check_arrays(impl: Backend, arrays: Mapping[str, np.ndarray]) -> None:
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise ParameterError(
+                f"backend {impl.name!r}: fit returned {key!r} that is not a numeric numpy array"
+            )
+
+
+def user_indices(model: Model, user_ids: Sequence[object]) -> np.ndarray:
+    """Training row index of each external user id; an unknown id is an error naming it."""
+    index = model.train.users.index(user_ids)
+    if np.any(index < 0):
+        unknown = np.asarray(user_ids, dtype=object)[index < 0][0]
+        raise UnknownIdError(f"user {unknown!s} is not in the model's training data")
+    return index
+
+
+def _ranked(
+    model: Model,
+    rows: sp.csr_matrix,
+    users: np.ndarray,
+    k: int,
+    *,
+    exclude_seen: bool,
+    exclude_items: Sequence[object] | None,
+    allow_items: Sequence[object] | None,
+    n_threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    impl = get_backend(model.backend)
+    weighted = apply_weighting(rows, model.weighting)
+
+    def score_batch(start: int, stop: int) -> np.ndarray:
+        return impl.score(model.arrays, model.params, weighted[start:stop], users[start:stop])
+
+    return top_k_batched(
+        score_batch,
+        rows.shape[0],
+        model.train.n_items,
+        k,
+        exclude_rows=rows if exclude_seen else None,
+        exclude_items=_item_indices(model, exclude_items, "exclude"),
+        allow_items=_item_indices(model, allow_items, "allow"),
+        n_threads=n_threads,
+    )
+
+
+def _item_indices(model: Model, item_ids: Sequence[object] | None, what: str) -> np.ndarray | None:
+    if item_ids is None:
+        return None
+    index = model.train.items.index(list(item_ids)) if len(item_ids) else np.empty(0, np.int64)
+    if np.any(index < 0):
+        unknown = np.asarray(list(item_ids), dtype=object)[index < 0][0]
+        raise UnknownIdError(f"{what} list: item {unknown!s} is not in the model's catalogue")
+    return index
+
+
+def recommend(
+    model: Model,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    exclude_seen: bool = True,
+    exclude_items: Sequence[object] | None = None,
+    allow_items: Sequence[object] | None = None,
+    n_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` item indices and scores for training users (row indices, see ``user_indices``).
+
+    What a user already bought is excluded unless ``exclude_seen`` is False; ``exclude_items``
+    and ``allow_items`` are external item ids. Rows are padded with -1 when too few items remain.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    every_user = np.array_equal(users, np.arange(model.train.n_users))
+    rows = model.train.matrix if every_user else model.train.matrix[users]
+    return _ranked(
+        model,
+        rows,
+        users,
+        k,
+        exclude_seen=exclude_seen,
+        exclude_items=exclude_items,
+        allow_items=allow_items,
+        n_threads=n_threads,
+    )
+
+
+def recommend_baskets(
+    model: Model,
+    baskets: Sequence[Sequence[object]],
+    k: int = 10,
+    *,
+    exclude_seen: bool = True,
+    exclude_items: Sequence[object] | None = None,
+    allow_items: Sequence[object] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` for customers not in training, each given as a basket of external item ids.
+
+    The backend folds each basket in (no refit); the basket's own items are excluded by default.
+    """
+    rows = rows_from_baskets(model.train.items, baskets)
+    users = np.full(rows.shape[0], -1, dtype=np.int64)
+    return _ranked(
+        model,
+        rows,
+        users,
+        k,
+        exclude_seen=exclude_seen,
+        exclude_items=exclude_items,
+        allow_items=allow_items,
+        n_threads=1,
+    )
+
+
+def similar_items(model: Model, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` items most similar to each given item index (the item itself left out)."""
+    impl = get_backend(model.backend)
+    items = np.asarray(items, dtype=np.int64)
+    n_items = model.train.n_items
+    one_hot = sp.csr_matrix(
+        (np.ones(items.size, np.float32), (np.arange(items.size), items)),
+        shape=(items.size, n_items),
+    )
+    if hasattr(impl, "similar_items"):
+
+        def score_batch(start: int, stop: int) -> np.ndarray:
+            return impl.similar_items(model.arrays, model.params, items[start:stop])
+    else:
+        weighted = apply_weighting(one_hot, model.weighting)
+        unknown_users = np.full(items.size, -1, dtype=np.int64)
+
+        def score_batch(start: int, stop: int) -> np.ndarray:
+            return impl.score(
+                model.arrays, model.params, weighted[start:stop], unknown_users[start:stop]
+            )
+
+    return top_k_batched(score_batch, items.size, n_items, k, exclude_rows=one_hot)
