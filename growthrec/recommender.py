@@ -19,6 +19,7 @@ from growthrec.errors import DataError, ParameterError, UnknownIdError
 
 __all__ = [
     "fit_model",
+    "popular_items",
     "recommend",
     "recommend_baskets",
     "similar_items",
@@ -184,3 +185,18 @@ def similar_items(model: Model, items: np.ndarray, k: int = 10) -> tuple[np.ndar
             )
 
     return top_k_batched(score_batch, items.size, n_items, k, exclude_rows=one_hot)
+
+
+def popular_items(
+    model: Model, k: int = 10, *, exclude_items: Sequence[object] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` items most training customers bought: the fallback for unknown customers."""
+    n_items = model.train.n_items
+    buyers = np.bincount(model.train.matrix.indices, minlength=n_items).astype(np.float32)
+    return top_k_batched(
+        lambda start, stop: buyers[None, :],
+        1,
+        n_items,
+        k,
+        exclude_items=_item_indices(model, exclude_items, "exclude"),
+    )

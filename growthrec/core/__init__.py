@@ -7,6 +7,7 @@ from growthrec.core.interactions import (
     Interactions,
     build_interactions,
     factorize,
+    interactions_from_codes,
     rows_from_baskets,
 )
 from growthrec.core.metrics import (
@@ -41,6 +42,7 @@ __all__ = [
     "factorize",
     "hit_matrix",
     "hit_rate_at_k",
+    "interactions_from_codes",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",

@@ -10,7 +10,14 @@ import scipy.sparse as sp
 
 from growthrec.errors import DataError
 
-__all__ = ["IdMap", "Interactions", "build_interactions", "factorize", "rows_from_baskets"]
+__all__ = [
+    "IdMap",
+    "Interactions",
+    "build_interactions",
+    "factorize",
+    "interactions_from_codes",
+    "rows_from_baskets",
+]
 
 _array_eq = attrs.cmp_using(eq=np.array_equal)
 
@@ -74,8 +81,9 @@ class IdMap:
             try:
                 as_float = float(value)
                 if np.isfinite(as_float) and as_float == int(as_float):
-                    out[n] = int(as_float)
-            except (TypeError, ValueError):
+                    exact = str(value).strip().lstrip("+-").isdigit()  # float64 loses > 2**53
+                    out[n] = int(value) if exact else int(as_float)
+            except (TypeError, ValueError, OverflowError):
                 pass
         return out
 
@@ -180,20 +188,40 @@ def build_interactions(
     """
     u_raw = _normalise_ids(np.asarray(user_ids), "user ids")
     i_raw = _normalise_ids(np.asarray(item_ids), "item ids")
-    n = u_raw.size
+    if u_raw.size == 0:
+        raise DataError("no interactions: the input is empty")
+    if i_raw.size != u_raw.size:
+        raise DataError(f"user ids ({u_raw.size}) and item ids ({i_raw.size}) differ in length")
+    user_map, u = _codes(u_raw, users, "user")
+    item_map, i = _codes(i_raw, items, "item")
+    return interactions_from_codes(u, user_map, i, item_map, weights, timestamps)
+
+
+def interactions_from_codes(
+    user_codes: np.ndarray,
+    users: IdMap,
+    item_codes: np.ndarray,
+    items: IdMap,
+    weights: Sequence[float] | np.ndarray | None = None,
+    timestamps: Sequence[float] | np.ndarray | None = None,
+) -> Interactions:
+    """The interaction matrix from events already coded as indices into ``users`` and ``items``.
+
+    Loaders that factorize ids themselves (dictionary-encoded columns, say) start here.
+    """
+    u = np.asarray(user_codes, dtype=np.int64)
+    i = np.asarray(item_codes, dtype=np.int64)
+    n = u.size
     if n == 0:
         raise DataError("no interactions: the input is empty")
-    if i_raw.size != n:
-        raise DataError(f"user ids ({n}) and item ids ({i_raw.size}) differ in length")
+    if i.size != n:
+        raise DataError(f"user codes ({n}) and item codes ({i.size}) differ in length")
     w = _checked_column(weights, n, "weights", np.float32)
     ts = _checked_column(timestamps, n, "timestamps", np.float64)
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
         raise DataError(f"weights: negative weight {w[row]} at row {row}")
-
-    user_map, u = _codes(u_raw, users, "user")
-    item_map, i = _codes(i_raw, items, "item")
-    n_users, n_items = len(user_map), len(item_map)
+    n_users, n_items = len(users), len(items)
 
     # One sort by (user, item) gives the CSR layout, the summed weights and each pair's latest time.
     key = u * n_items + i
@@ -223,7 +251,7 @@ def build_interactions(
         matrix.eliminate_zeros()
         pair_ts = None if pair_ts is None else pair_ts[keep]
     matrix.has_sorted_indices = True
-    return Interactions(matrix, user_map, item_map, pair_ts)
+    return Interactions(matrix, users, items, pair_ts)
 
 
 def _checked_column(

@@ -121,6 +121,8 @@ def catalog_coverage_at_k(recommended: np.ndarray, n_items: int, k: int) -> floa
     """Share of the catalogue's ``n_items`` that appear in at least one user's top ``k``."""
     if n_items < 1:
         raise ParameterError(f"n_items={n_items} must be at least 1")
+    if k < 1:
+        raise ParameterError(f"k={k} must be at least 1")
     top = np.asarray(recommended)[:, :k]
     top = top[top >= 0]
     return float(np.count_nonzero(np.bincount(top, minlength=n_items))) / n_items
