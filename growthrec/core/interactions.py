@@ -139,8 +139,11 @@ def _normalise_ids(values: np.ndarray, name: str) -> np.ndarray:
         if np.any(values != np.round(values)):
             row = int(np.flatnonzero(values != np.round(values))[0])
             raise DataError(
-                f"{name}: id {values[row]!r} at row {row} is neither an integer nor a string"
+                f"{name}: id {values[row].item()!r} at row {row} is neither an integer nor a string"
             )
+        if np.any(np.abs(values) >= 2.0**63):
+            row = int(np.flatnonzero(np.abs(values) >= 2.0**63)[0])
+            raise DataError(f"{name}: id {values[row].item()!r} at row {row} is too large")
         return values.astype(np.int64)
     if kind == "U":
         empty = values == ""
@@ -279,7 +282,7 @@ def _codes(raw: np.ndarray, known: IdMap | None, what: str) -> tuple[IdMap, np.n
     codes = known.index(raw)
     if np.any(codes < 0):
         row = int(np.flatnonzero(codes < 0)[0])
-        raise DataError(f"{what} id {raw[row]!r} at row {row} is not in the given id map")
+        raise DataError(f"{what} id {raw[row].item()!r} at row {row} is not in the given id map")
     return known, codes
 
 

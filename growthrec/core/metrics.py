@@ -38,6 +38,11 @@ def hit_matrix(recommended: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     if truth.shape[0] != n_users:
         raise ParameterError(f"truth has {truth.shape[0]} rows but recommendations have {n_users}")
     n_items = truth.shape[1]
+    if recommended.size and recommended.max() >= n_items:
+        raise ParameterError(f"recommended item {recommended.max()} is outside 0..{n_items - 1}")
+    ordered = np.sort(recommended, axis=1)
+    if np.any((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)):
+        raise ParameterError("a recommendation list names the same item twice")
     truth = truth.tocsr()
     truth.sort_indices()
     # Global sorted keys user * n_items + item turn the lookup into one searchsorted.

@@ -34,6 +34,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k < 1:
         raise ParameterError(f"k={k} must be at least 1")
     scores = np.asarray(scores)
+    if scores.dtype.kind != "f":  # negating unsigned scores would wrap around
+        scores = scores.astype(np.float64)
     n_items = scores.shape[1]
     k_eff = min(k, n_items)
     if k_eff < n_items:
