@@ -66,9 +66,11 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     source = Path(path)
     if not source.is_file():
         raise ModelFileError(f"{source}: no such model file (train one with 'growthrec train')")
+    if not zipfile.is_zipfile(source):  # before numpy, whose error suggests unpickling
+        raise ModelFileError(f"{source}: not a readable growthrec model file (not an .npz archive)")
     try:
         with np.load(source, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile) or "meta" not in npz.files:
+            if "meta" not in npz.files:
                 raise ModelFileError(f"{source}: not a growthrec model file")
             meta = _meta(source, npz["meta"])
             files = {name: npz[name] for name in npz.files}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Mapping
@@ -67,25 +68,34 @@ def _schema_names(path: Path, kind: str) -> list[str]:
             return list(pq.read_schema(path).names)
         with pa_csv.open_csv(path) as reader:
             return list(reader.schema.names)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise DataError(
             f"{path}: not a readable {kind.upper()} file ({_first_line(exc)})"
         ) from None
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The first line of an error, printable and short (parse errors quote raw bytes)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _file_columns(source: Path) -> list[str]:
+    """The column names of an existing, non-empty CSV or Parquet file."""
+    if not source.is_file():
+        raise DataError(f"{source}: no such file")
+    if source.stat().st_size == 0:
+        raise DataError(f"{source}: the file is empty")
+    return _schema_names(source, _format(source))
 
 
 def read_table(path: str | os.PathLike[str], columns: list[str]) -> pa.Table:
     """The named columns of a CSV or Parquet file; a missing file or column is a ``DataError``."""
     source = Path(path)
-    if not source.is_file():
-        raise DataError(f"{source}: no such file")
-    if source.stat().st_size == 0:
-        raise DataError(f"{source}: the file is empty")
+    names = _file_columns(source)
     kind = _format(source)
-    names = _schema_names(source, kind)
     for column in columns:
         if column not in names:
             raise DataError(
@@ -135,6 +145,12 @@ def _ids(path: Path, column: str, values: pa.ChunkedArray) -> tuple[IdMap, np.nd
         return IdMap(ids, np.arange(ids.size)), codes.astype(np.int64)
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
         raw = values.to_numpy()
+        if raw.dtype.kind == "f" and np.any(raw != np.round(raw)):
+            row = int(np.flatnonzero(raw != np.round(raw))[0])
+            raise DataError(
+                f"{path}: column {column!r} has {raw[row]:g} at {_where(path, row)}; "
+                "ids must be text or whole numbers"
+            )
         try:
             raw = _normalise_ids(raw, column)
         except DataError as exc:
@@ -186,14 +202,14 @@ def _seconds(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
         kind = values.type
     if not pa.types.is_timestamp(kind):
         raise DataError(f"{path}: column {column!r} has type {kind}; expected dates or seconds")
-    seconds = pc.cast(pc.cast(values, pa.timestamp("s")), pa.int64())
+    seconds = pc.cast(pc.cast(values, pa.timestamp("s"), safe=False), pa.int64())
     return seconds.to_numpy().astype(np.float64)
 
 
 def read_interactions(path: str | os.PathLike[str], columns: Columns = Columns()) -> Interactions:
     """The interaction matrix of a transactions file (CSV or Parquet), one row per event."""
     source = Path(path)
-    names = _schema_names(source, _format(source)) if source.is_file() else []
+    names = _file_columns(source)
     weight = columns.weight or (DEFAULT_WEIGHT_COLUMN if DEFAULT_WEIGHT_COLUMN in names else None)
     time = columns.time or (DEFAULT_TIME_COLUMN if DEFAULT_TIME_COLUMN in names else None)
     wanted = [columns.user, columns.item, *(c for c in (weight, time) if c)]
@@ -214,7 +230,7 @@ def read_interactions(path: str | os.PathLike[str], columns: Columns = Columns()
 def read_catalog(path: str | os.PathLike[str], item_column: str = "item_id") -> pa.Table:
     """An item catalogue: one row per item id, any other columns (category, price, ...)."""
     source = Path(path)
-    names = _schema_names(source, _format(source)) if source.is_file() else [item_column]
+    names = _file_columns(source)
     return read_table(source, [item_column, *(n for n in names if n != item_column)])
 
 
@@ -245,7 +261,8 @@ def write_table(columns: Mapping[str, np.ndarray | pa.Array], path: str | os.Pat
         if kind == "parquet":
             pq.write_table(table, handle)
         elif target.suffix.lower() == ".gz":
-            with pa.CompressedOutputStream(handle, "gzip") as stream:
+            # gzip.GzipFile leaves ``handle`` open (arrow's stream closed it before the fsync).
+            with gzip.GzipFile(fileobj=handle, mode="wb") as stream:
                 pa_csv.write_csv(table, stream)
         else:
             pa_csv.write_csv(table, handle)

@@ -143,10 +143,10 @@ def test_given_id_maps_are_respected():
 
 def test_unknown_id_with_given_map_names_it():
     items = IdMap.from_ids(np.array(["x", "y"]))
-    with pytest.raises(DataError, match=r"item id 'q' at row 1 is not in the given id map"):
+    with pytest.raises(DataError, match=r"item id 'q' at index 1 is not in the given id map"):
         build_interactions(["a", "a"], ["x", "q"], items=items)
     users = IdMap.from_ids(np.array([1, 2]))
-    with pytest.raises(DataError, match=r"user id 3 at row 2"):
+    with pytest.raises(DataError, match=r"user id 3 at index 2"):
         build_interactions([1, 2, 3], ["x", "y", "z"], users=users)
 
 
@@ -247,24 +247,24 @@ def test_empty_input():
 
 
 def test_nan_id_names_the_row():
-    with pytest.raises(DataError, match=r"user ids: missing \(NaN\) id at row 2"):
+    with pytest.raises(DataError, match=r"user ids: missing \(NaN\) id at index 2"):
         build_interactions([1.0, 2.0, np.nan], [1, 2, 3])
-    with pytest.raises(DataError, match="item ids: missing id at row 1"):
+    with pytest.raises(DataError, match="item ids: missing id at index 1"):
         build_interactions(["a", "b"], np.array(["x", float("nan")], dtype=object))
 
 
 def test_none_id_names_the_row():
-    with pytest.raises(DataError, match="user ids: missing id at row 1"):
+    with pytest.raises(DataError, match="user ids: missing id at index 1"):
         build_interactions(["a", None, "c"], [1, 2, 3])
 
 
 def test_fractional_float_id_is_rejected():
-    with pytest.raises(DataError, match=r"item ids: id 2.5 at row 1"):
+    with pytest.raises(DataError, match=r"item ids: id 2.5 at index 1"):
         build_interactions([1, 2], [1.0, 2.5])
 
 
 def test_empty_string_and_boolean_ids_are_rejected():
-    with pytest.raises(DataError, match="empty id at row 1"):
+    with pytest.raises(DataError, match="empty id at index 1"):
         build_interactions(["a", ""], [1, 2])
     with pytest.raises(DataError, match="booleans"):
         build_interactions([True, False], [1, 2])
@@ -276,15 +276,15 @@ def test_two_dimensional_ids_are_rejected():
 
 
 def test_negative_weight_names_the_row():
-    with pytest.raises(DataError, match=r"negative weight -1\.0 at row 2"):
+    with pytest.raises(DataError, match=r"negative weight -1\.0 at index 2"):
         build_interactions([1, 2, 3], [1, 2, 3], weights=[1, 0, -1])
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_non_finite_weight_or_timestamp(bad):
-    with pytest.raises(DataError, match=r"weights: non-finite value .* at row 1"):
+    with pytest.raises(DataError, match=r"weights: non-finite value .* at index 1"):
         build_interactions([1, 2], [1, 2], weights=[1.0, bad])
-    with pytest.raises(DataError, match=r"timestamps: non-finite value .* at row 0"):
+    with pytest.raises(DataError, match=r"timestamps: non-finite value .* at index 0"):
         build_interactions([1, 2], [1, 2], timestamps=[bad, 1.0])
 
 

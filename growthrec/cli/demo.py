@@ -83,7 +83,7 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
     purchases = [
         {
             "item": str(model.train.items.ids[i]),
-            "times": int(n),
+            "quantity": int(n),
             **{k: str(v[i]) for k, v in model.item_attributes.items()},
         }
         for i, n in sorted(zip(bought.indices, bought.data, strict=True), key=lambda p: -p[1])
@@ -125,10 +125,10 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         Columns(
             [
                 out.table(
-                    ["item", "times", *extra],
-                    [(p["item"], p["times"], *(p[k] for k in extra)) for p in purchases],
+                    ["item", "quantity", *extra],
+                    [(p["item"], p["quantity"], *(p[k] for k in extra)) for p in purchases],
                     title=f"Customer {args.user_id} bought",
-                    numeric=["times"],
+                    numeric=["quantity"],
                 ),
                 out.table(
                     ["rank", "item", "score", *extra],

@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GrowthrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # cannot write or read a path: disk full, permissions, a folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

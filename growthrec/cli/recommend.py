@@ -147,10 +147,19 @@ def _title(result: dict[str, Any]) -> str:
 def _result_table(out: Output, result: dict[str, Any]) -> Table:
     rows = result["items"]
     extra = [k for k in (rows[0] if rows else {}) if k not in ("rank", "item", "score")]
-    score_name = "buyers" if result["source"] == "popular" else "score"
+    popular = result["source"] == "popular"
+    score_name = "buyers" if popular else "score"
     return out.table(
         ["rank", "item", score_name, *extra],
-        [(r["rank"], r["item"], r["score"], *(r[k] for k in extra)) for r in rows],
+        [
+            (
+                r["rank"],
+                r["item"],
+                int(r["score"]) if popular else r["score"],
+                *(r[k] for k in extra),
+            )
+            for r in rows
+        ],
         title=_title(result),
         numeric=["rank", score_name],
     )

@@ -135,26 +135,26 @@ def _normalise_ids(values: np.ndarray, name: str) -> np.ndarray:
     if kind == "f":
         bad = ~np.isfinite(values)
         if bad.any():
-            raise DataError(f"{name}: missing (NaN) id at row {int(np.flatnonzero(bad)[0])}")
+            raise DataError(f"{name}: missing (NaN) id at index {int(np.flatnonzero(bad)[0])}")
         if np.any(values != np.round(values)):
             row = int(np.flatnonzero(values != np.round(values))[0])
             raise DataError(
-                f"{name}: id {values[row].item()!r} at row {row} is neither an integer nor a string"
+                f"{name}: id {values[row].item()!r} at index {row} is not a whole number"
             )
         if np.any(np.abs(values) >= 2.0**63):
             row = int(np.flatnonzero(np.abs(values) >= 2.0**63)[0])
-            raise DataError(f"{name}: id {values[row].item()!r} at row {row} is too large")
+            raise DataError(f"{name}: id {values[row].item()!r} at index {row} is too large")
         return values.astype(np.int64)
     if kind == "U":
         empty = values == ""
         if empty.any():
-            raise DataError(f"{name}: empty id at row {int(np.flatnonzero(empty)[0])}")
+            raise DataError(f"{name}: empty id at index {int(np.flatnonzero(empty)[0])}")
         return values
     if kind in "OS":
         as_list = values.tolist()
         for row, value in enumerate(as_list):
             if value is None or (isinstance(value, float) and not np.isfinite(value)):
-                raise DataError(f"{name}: missing id at row {row}")
+                raise DataError(f"{name}: missing id at index {row}")
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in as_list):
             return np.asarray(as_list, dtype=np.int64)
         return _normalise_ids(np.asarray([str(v) for v in as_list], dtype=str), name)
@@ -223,7 +223,7 @@ def interactions_from_codes(
     ts = _checked_column(timestamps, n, "timestamps", np.float64)
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
-        raise DataError(f"weights: negative weight {w[row]} at row {row}")
+        raise DataError(f"weights: negative weight {w[row]} at index {row}")
     n_users, n_items = len(users), len(items)
 
     # One sort by (user, item) gives the CSR layout, the summed weights and each pair's latest time.
@@ -271,7 +271,7 @@ def _checked_column(
     bad = ~np.isfinite(arr)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{name}: non-finite value {arr[row]} at row {row}")
+        raise DataError(f"{name}: non-finite value {arr[row]} at index {row}")
     return arr
 
 
@@ -282,7 +282,7 @@ def _codes(raw: np.ndarray, known: IdMap | None, what: str) -> tuple[IdMap, np.n
     codes = known.index(raw)
     if np.any(codes < 0):
         row = int(np.flatnonzero(codes < 0)[0])
-        raise DataError(f"{what} id {raw[row].item()!r} at row {row} is not in the given id map")
+        raise DataError(f"{what} id {raw[row].item()!r} at index {row} is not in the given id map")
     return known, codes
 
 
