@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from growthrec.core.interactions import (
+    Events,
     IdMap,
     Interactions,
     build_interactions,
     factorize,
     interactions_from_codes,
+    interactions_from_events,
     rows_from_baskets,
 )
 from growthrec.core.metrics import (
@@ -31,6 +33,7 @@ from growthrec.core.weighting import WEIGHTINGS, apply_weighting
 __all__ = [
     "METRIC_NAMES",
     "WEIGHTINGS",
+    "Events",
     "IdMap",
     "Interactions",
     "Model",
@@ -43,6 +46,7 @@ __all__ = [
     "hit_matrix",
     "hit_rate_at_k",
     "interactions_from_codes",
+    "interactions_from_events",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",

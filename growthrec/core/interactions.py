@@ -11,11 +11,13 @@ import scipy.sparse as sp
 from growthrec.errors import DataError
 
 __all__ = [
+    "Events",
     "IdMap",
     "Interactions",
     "build_interactions",
     "factorize",
     "interactions_from_codes",
+    "interactions_from_events",
     "rows_from_baskets",
 ]
 
@@ -304,3 +306,44 @@ def rows_from_baskets(items: IdMap, baskets: Sequence[Sequence[object]]) -> sp.c
     indices = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
     data = np.ones(indices.size, dtype=np.float32)
     return sp.csr_matrix((data, indices, indptr), shape=(len(baskets), len(items)))
+
+
+@attrs.frozen
+class Events:
+    """Purchase events (one per transaction line) coded against two id maps.
+
+    The raw material of interaction matrices and of time-based splits; ``weights`` (float32)
+    and ``timestamps`` (float64 seconds) are optional, aligned with the codes.
+    """
+
+    user_codes: np.ndarray = attrs.field(eq=_array_eq)
+    item_codes: np.ndarray = attrs.field(eq=_array_eq)
+    users: IdMap
+    items: IdMap
+    weights: np.ndarray | None = attrs.field(default=None, eq=attrs.cmp_using(eq=np.array_equal))
+    timestamps: np.ndarray | None = attrs.field(default=None, eq=attrs.cmp_using(eq=np.array_equal))
+
+    def __len__(self) -> int:
+        return int(self.user_codes.size)
+
+    def select(self, mask: np.ndarray) -> Events:
+        """The events where ``mask`` is True, against the same id maps."""
+        return attrs.evolve(
+            self,
+            user_codes=self.user_codes[mask],
+            item_codes=self.item_codes[mask],
+            weights=None if self.weights is None else self.weights[mask],
+            timestamps=None if self.timestamps is None else self.timestamps[mask],
+        )
+
+
+def interactions_from_events(events: Events) -> Interactions:
+    """The interaction matrix of ``events`` (duplicate pairs summed, latest time kept)."""
+    return interactions_from_codes(
+        events.user_codes,
+        events.users,
+        events.item_codes,
+        events.items,
+        events.weights,
+        events.timestamps,
+    )

@@ -6,11 +6,11 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.core.interactions import Interactions
+from growthrec.core.interactions import Events, Interactions, interactions_from_events
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.errors import DataError, ParameterError
 
-__all__ = ["Split", "split_leave_one_out", "split_ratio"]
+__all__ = ["Split", "split_leave_one_out", "split_ratio", "split_temporal"]
 
 
 @attrs.frozen
@@ -25,6 +25,8 @@ class Split:
     test: sp.csr_matrix = attrs.field(eq=False)
     protocol: str
     n_train_only: int
+    #: Protocol-specific counts worth reporting (e.g. customers unseen before a cutoff).
+    counts: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def n_test_users(self) -> int:
@@ -114,4 +116,65 @@ def split_ratio(
         held,
         f"ratio holdout ({test_ratio:g})",
         int(np.count_nonzero(~eligible & (counts > 0))),
+    )
+
+
+def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
+    return _row_of_each_entry(matrix).astype(np.int64) * matrix.shape[1] + matrix.indices
+
+
+def split_temporal(
+    events: Events, *, cutoff: float | None = None, test_fraction: float = 0.2
+) -> Split:
+    """Train on the events before ``cutoff`` (Unix seconds), test on what came after.
+
+    The default cutoff leaves the last ``test_fraction`` of events for test. The test part holds,
+    for each customer seen before the cutoff, the items first bought after it: a repeat of an
+    item bought before is not a held-out pair (it is in train, and recommendations exclude it).
+    Nothing is dropped silently: ``counts`` reports customers only seen after the cutoff (they
+    cannot be ranked), repeats, and test pairs whose item nobody bought before the cutoff
+    (kept: they count as misses for every model).
+    """
+    if events.timestamps is None:
+        raise ParameterError("a temporal split needs timestamps; the data has none")
+    times = events.timestamps
+    if cutoff is None:
+        if not 0.0 < test_fraction < 1.0:
+            raise ParameterError(f"test_fraction={test_fraction} must be between 0 and 1")
+        cutoff = float(np.quantile(times, 1.0 - test_fraction, method="higher"))
+    before = times < cutoff
+    if before.all() or not before.any():
+        raise DataError(
+            "temporal split: every event falls on one side of the cutoff; choose a cutoff "
+            "between the first and the last event"
+        )
+    train = interactions_from_events(events.select(before))
+    after = interactions_from_events(events.select(~before)).matrix
+    train_rows = np.diff(train.matrix.indptr) > 0
+    after_rows = np.repeat(np.arange(after.shape[0]), np.diff(after.indptr))
+    cold_user = ~train_rows[after_rows]
+    train_keys = _pair_keys(train.matrix)
+    after_keys = _pair_keys(after)
+    pos = np.minimum(np.searchsorted(train_keys, after_keys), max(train_keys.size - 1, 0))
+    repeat = train_keys[pos] == after_keys if train_keys.size else np.zeros_like(cold_user)
+    keep = ~cold_user & ~repeat
+    item_seen = np.bincount(train.matrix.indices, minlength=train.n_items) > 0
+    cold_item = keep & ~item_seen[after.indices]
+    indptr = np.zeros(after.shape[0] + 1, dtype=after.indptr.dtype)
+    np.cumsum(np.bincount(after_rows[keep], minlength=after.shape[0]), out=indptr[1:])
+    test = sp.csr_matrix((after.data[keep], after.indices[keep], indptr), shape=after.shape)
+    test.has_sorted_indices = True
+    tested = np.diff(indptr) > 0
+    when = np.datetime64(int(cutoff), "s").astype(str).replace("T", " ")
+    return Split(
+        train=train,
+        test=test,
+        protocol=f"temporal (cutoff {when})",
+        n_train_only=int(np.count_nonzero(train_rows & ~tested)),
+        counts={
+            "cutoff": int(cutoff),
+            "customers_only_after_cutoff": int(np.unique(after_rows[cold_user]).size),
+            "repeat_pairs_after_cutoff": int(np.count_nonzero(repeat & ~cold_user)),
+            "test_pairs_with_items_new_after_cutoff": int(np.count_nonzero(cold_item)),
+        },
     )
