@@ -15,6 +15,7 @@ import pytest
 from growthrec.core.interactions import IdMap
 from growthrec.errors import DataError
 from growthrec.tables import (
+    Cleaning,
     Columns,
     catalog_attributes,
     read_catalog,
@@ -23,6 +24,10 @@ from growthrec.tables import (
 )
 
 FORMATS = ["csv", "parquet"]
+
+# These tests read repeated rows as repeat purchases; ``load_events`` drops exact duplicates
+# by default (tests/test_loading.py covers the cleaning rules).
+KEEP_DUPLICATES = Cleaning(drop_duplicates=False)
 
 # 2025-03-01 14:30:00 UTC and one day later.
 T0 = 1_740_839_400
@@ -55,7 +60,9 @@ def _error(path: Path, **kwargs) -> str:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_integer_ids(tmp_path, fmt):
-    data = read_interactions(write_table(_events("int"), tmp_path / f"t.{fmt}"))
+    data = read_interactions(
+        write_table(_events("int"), tmp_path / f"t.{fmt}"), cleaning=KEEP_DUPLICATES
+    )
     assert data.users.ids.dtype == np.int64
     assert data.users.ids.tolist() == [1, 2, 3]
     assert data.items.ids.tolist() == ["A", "B", "C"]
@@ -67,7 +74,9 @@ def test_integer_ids(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_string_ids(tmp_path, fmt):
-    data = read_interactions(write_table(_events("str"), tmp_path / f"t.{fmt}"))
+    data = read_interactions(
+        write_table(_events("str"), tmp_path / f"t.{fmt}"), cleaning=KEEP_DUPLICATES
+    )
     assert data.users.kind == "str"
     assert data.users.ids.tolist() == ["u1", "u2", "u3"]
     assert _dense(data) == [[2, 1, 0], [1, 0, 0], [0, 0, 1]]
@@ -154,7 +163,7 @@ def test_dates_are_midnight(tmp_path):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_other_columns_are_ignored_without_quantity_or_timestamp(tmp_path, fmt):
     columns = {**_events(), "qty": [9, 9, 9, 9, 9], "when": [T0] * 5, "price": [1.0] * 5}
-    data = read_interactions(write_table(columns, tmp_path / f"t.{fmt}"))
+    data = read_interactions(write_table(columns, tmp_path / f"t.{fmt}"), cleaning=KEEP_DUPLICATES)
     assert _dense(data) == [[2, 1, 0], [1, 0, 0], [0, 0, 1]]
     assert data.timestamps is None
 
@@ -270,7 +279,9 @@ def test_unparsable_date_names_value_and_line(tmp_path):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_null_integer_id_names_the_row(tmp_path, fmt):
     columns = {"user_id": pa.array([1, 2, None, 4], pa.int64()), "item_id": ["A", "B", "C", "D"]}
-    message = _error(write_table(columns, tmp_path / f"t.{fmt}"))
+    message = _error(
+        write_table(columns, tmp_path / f"t.{fmt}"), cleaning=Cleaning(drop_missing=False)
+    )
     assert "column 'user_id' is empty at row 3" in message
     if fmt == "csv":
         assert "(line 4)" in message
@@ -281,7 +292,9 @@ def test_empty_string_id_names_the_row(tmp_path, fmt):
     columns = {"user_id": ["u1", "u2"], "item_id": pa.array(["A", None], pa.string())}
     if fmt == "csv":
         columns["item_id"] = ["A", ""]
-    message = _error(write_table(columns, tmp_path / f"t.{fmt}"))
+    message = _error(
+        write_table(columns, tmp_path / f"t.{fmt}"), cleaning=Cleaning(drop_missing=False)
+    )
     assert "column 'item_id' is empty at row 2" in message
 
 
@@ -323,7 +336,9 @@ def test_unknown_suffix(tmp_path, name):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_negative_weight(tmp_path, fmt):
     columns = {**_events(), "quantity": [1, 2, -3, 1, 1]}
-    message = _error(write_table(columns, tmp_path / f"t.{fmt}"))
+    message = _error(
+        write_table(columns, tmp_path / f"t.{fmt}"), cleaning=Cleaning(drop_nonpositive=False)
+    )
     assert "column 'quantity'" in message
     assert "-3" in message
     assert "row 3" in message
