@@ -1,4 +1,9 @@
-"""Offline evaluation: fit on a split's train part, rank every test user, score the ranking."""
+"""Offline evaluation: fit on a split's train part, rank every test user, score the ranking.
+
+Full ranking (every item a customer did not buy) is the default. Sampled-negative ranking (each
+customer's held-out items among a few random items they did not buy, as in the NCF paper) is
+cheaper and easier, so its numbers run higher; an ``Evaluation`` says which one it holds.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,39 @@ from typing import Any
 import attrs
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
+from growthrec.backends.registry import get_backend
+from growthrec.core.interactions import Interactions
 from growthrec.core.metrics import ranking_metrics
 from growthrec.core.model import Model
+from growthrec.core.ranking import batch_rows, top_k_batched
+from growthrec.core.sampling import candidate_items, candidate_scores, sample_candidates
+from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.core.split import Split
+from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError
 from growthrec.recommender import fit_model, recommend
 
-__all__ = ["Evaluation", "evaluate_backend", "evaluate_model"]
+__all__ = [
+    "Evaluation",
+    "categories_from",
+    "evaluate_backend",
+    "evaluate_model",
+    "item_vectors_for_diversity",
+    "ranking_label",
+]
 
 
 @attrs.frozen
 class Evaluation:
-    """One backend's metrics on one split, with what is needed to reproduce them."""
+    """One backend's metrics on one split, with what is needed to reproduce them.
+
+    ``metrics[k]`` holds the ``METRIC_NAMES`` ratios, then novelty (in bits) and, when item
+    categories or vectors were given, diversity. ``ranking`` says how the lists were made:
+    ``"full"`` or ``"sampled (N negatives per user)"``; sampled numbers are not comparable with
+    full ones.
+    """
 
     backend: str
     params: Mapping[str, Any]
@@ -30,6 +55,7 @@ class Evaluation:
     n_users: int
     metrics: Mapping[int, Mapping[str, float]]
     fit_seconds: float
+    ranking: str = "full"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form with stable keys."""
@@ -37,11 +63,19 @@ class Evaluation:
             "backend": self.backend,
             "params": dict(self.params),
             "protocol": self.protocol,
+            "ranking": self.ranking,
             "seed": self.seed,
             "n_users": self.n_users,
             "fit_seconds": round(self.fit_seconds, 4),
             "metrics": {str(k): dict(v) for k, v in self.metrics.items()},
         }
+
+
+def ranking_label(sampled_negatives: int | None) -> str:
+    """How lists were ranked: ``"full"`` or ``"sampled (N negatives per user)"``."""
+    if sampled_negatives is None:
+        return "full"
+    return f"sampled ({sampled_negatives} negatives per user)"
 
 
 def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -50,17 +84,93 @@ def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted({int(k) for k in ks}))
 
 
+def _checked_negatives(sampled_negatives: int | None) -> int | None:
+    if sampled_negatives is None:
+        return None
+    if int(sampled_negatives) != sampled_negatives or sampled_negatives < 1:
+        raise ParameterError(
+            f"sampled_negatives={sampled_negatives} must be a whole number of at least 1 "
+            "(or None for full ranking)"
+        )
+    return int(sampled_negatives)
+
+
+def _buyers(train: Interactions) -> tuple[np.ndarray, int]:
+    """Distinct training buyers of each item, and the number of customers who bought anything."""
+    m = train.matrix
+    bought = m.data != 0
+    rows = np.repeat(np.arange(train.n_users), np.diff(m.indptr))
+    item_counts = np.bincount(m.indices[bought], minlength=train.n_items)
+    n_buyers = int(np.count_nonzero(np.bincount(rows[bought], minlength=train.n_users)))
+    return item_counts, n_buyers
+
+
+def _recommend_among(
+    model: Model, users: np.ndarray, candidates: np.ndarray, k: int, n_threads: int
+) -> np.ndarray:
+    """Top-``k`` item indices of each user among their candidate items only."""
+    impl = get_backend(model.backend)
+    weighted = apply_weighting(model.train.matrix[users], model.weighting)
+
+    def score_batch(start: int, stop: int) -> np.ndarray:
+        scores = impl.score(model.arrays, model.params, weighted[start:stop], users[start:stop])
+        return candidate_scores(scores, candidates[start:stop])
+
+    columns, _ = top_k_batched(
+        score_batch,
+        users.size,
+        candidates.shape[1],
+        k,
+        batch_size=batch_rows(model.train.n_items),  # the backend scores whole rows
+        n_threads=n_threads,
+    )
+    return candidate_items(candidates, columns)
+
+
 def evaluate_model(
-    model: Model, test: sp.csr_matrix, ks: Sequence[int], *, n_threads: int = 1
+    model: Model,
+    test: sp.csr_matrix,
+    ks: Sequence[int],
+    *,
+    n_threads: int = 1,
+    sampled_negatives: int | None = None,
+    seed: Seed = 0,
+    categories: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
 ) -> tuple[int, dict[int, dict[str, float]]]:
-    """Metrics at each k over the users with held-out items, ranking all items they did not buy.
+    """Metrics at each k over the users with held-out items.
+
+    By default each user's list ranks every item they did not buy. With ``sampled_negatives=N``
+    it ranks their held-out items among N items drawn (with ``seed``) from those they neither
+    bought nor hold out; the draw depends only on the split and the seed, so backends evaluated
+    with the same seed meet the same negatives. Novelty is always reported (popularity from
+    ``model.train``); diversity when ``categories`` or ``item_vectors`` is given.
 
     Returns the number of evaluated users and ``{k: {metric: value}}``.
     """
     ks = _checked_ks(ks)
+    sampled_negatives = _checked_negatives(sampled_negatives)
     users = np.flatnonzero(np.diff(test.indptr))
-    recommended, _ = recommend(model, users, max(ks), n_threads=n_threads)
-    return int(users.size), ranking_metrics(recommended, test[users], ks, model.train.n_items)
+    truth = test[users]
+    if sampled_negatives is None:
+        recommended, _ = recommend(model, users, max(ks), n_threads=n_threads)
+    else:
+        candidates = sample_candidates(
+            truth, model.train.matrix[users], sampled_negatives, seed=seed
+        )
+        recommended = _recommend_among(model, users, candidates, max(ks), n_threads)
+    item_counts, n_buyers = _buyers(model.train)
+    metrics = ranking_metrics(
+        recommended,
+        truth,
+        ks,
+        model.train.n_items,
+        item_counts=item_counts,
+        n_users=max(n_buyers, 1),
+        categories=categories,
+        item_vectors=item_vectors,
+    )
+    return int(users.size), metrics
 
 
 def evaluate_backend(
@@ -72,11 +182,82 @@ def evaluate_backend(
     weighting: str = "binary",
     seed: int | None = 0,
     n_threads: int = 1,
+    sampled_negatives: int | None = None,
+    categories: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
 ) -> Evaluation:
-    """Fit ``backend`` on the split's train part and evaluate it on the held-out part."""
+    """Fit ``backend`` on the split's train part and evaluate it on the held-out part.
+
+    ``seed`` seeds the fit and, with ``sampled_negatives``, the draw of negatives.
+    """
     ks = _checked_ks(ks)
+    sampled_negatives = _checked_negatives(sampled_negatives)
     start = time.perf_counter()
     model = fit_model(split.train, backend, params, weighting=weighting, seed=seed)
     fit_seconds = time.perf_counter() - start
-    n_users, metrics = evaluate_model(model, split.test, ks, n_threads=n_threads)
-    return Evaluation(backend, model.params, split.protocol, seed, n_users, metrics, fit_seconds)
+    n_users, metrics = evaluate_model(
+        model,
+        split.test,
+        ks,
+        n_threads=n_threads,
+        sampled_negatives=sampled_negatives,
+        seed=seed,
+        categories=categories,
+        item_vectors=item_vectors,
+    )
+    return Evaluation(
+        backend,
+        model.params,
+        split.protocol,
+        seed,
+        n_users,
+        metrics,
+        fit_seconds,
+        ranking_label(sampled_negatives),
+    )
+
+
+def item_vectors_for_diversity(train: Interactions, dims: int = 32, seed: Seed = 0) -> np.ndarray:
+    """Item vectors (n_items x dims, float32) for intra-list diversity when there are no categories.
+
+    A truncated SVD of the binary train matrix, item side: ``components_.T`` scaled by the
+    singular values. They come from the data, not from the model under test, so every backend's
+    lists are measured with the same ruler: a model's own factors would flatter lists that are
+    spread out in its own space. ``dims`` is clamped below min(n_users, n_items).
+    """
+    from sklearn.decomposition import TruncatedSVD  # slow import: only when asked for
+
+    if int(dims) != dims or dims < 1:
+        raise ParameterError(f"dims={dims} must be a whole number of at least 1")
+    n_users, n_items = train.matrix.shape
+    largest = min(n_users, n_items) - 1
+    if largest < 1:
+        raise ParameterError(
+            f"item vectors need at least 2 customers and 2 items; the data has {n_users} x "
+            f"{n_items}"
+        )
+    m = train.matrix
+    binary = sp.csr_matrix(((m.data != 0).astype(np.float32), m.indices, m.indptr), shape=m.shape)
+    svd = TruncatedSVD(
+        n_components=min(int(dims), largest),
+        algorithm="randomized",
+        random_state=int(resolve_rng(seed).integers(2**31 - 1)),
+    )
+    with threadpool_limits(1, "blas"):  # thin SVDs run faster on one BLAS thread here
+        svd.fit(binary)
+    vectors = svd.components_.T * svd.singular_values_[None, :]
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def categories_from(attribute: np.ndarray) -> np.ndarray:
+    """Integer codes (int64) of a string attribute column (``model.item_attributes["category"]``).
+
+    Codes follow the sorted distinct values. The empty string is a value like any other: items
+    without a category share one code ("unknown") and count as alike, so missing categories
+    can only lower diversity, never inflate it.
+    """
+    values = np.asarray(attribute)
+    if values.ndim != 1:
+        raise ParameterError(f"attribute must be 1-D (one value per item), got {values.ndim}-D")
+    _, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.astype(np.int64).reshape(-1)

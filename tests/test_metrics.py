@@ -23,6 +23,7 @@ from growthrec.core import (
     recall_at_k,
     top_k_batched,
 )
+from growthrec.core.metrics import BEYOND_ACCURACY, intra_list_diversity_at_k, novelty_at_k
 from growthrec.errors import ParameterError
 
 PER_USER_METRICS = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr")
@@ -446,3 +447,300 @@ def test_metric_properties(case):
         expected = reference_metrics(rec, truth, k, n_items)
         for name in PER_USER_METRICS:
             assert values[name] == pytest.approx(expected[name], abs=1e-12)
+
+
+# =============================================================================================
+# Beyond accuracy: novelty and intra-list diversity.
+# =============================================================================================
+# Six users, five items, lists 3 deep.
+#
+#   user  list           novelty info per item            categories [0, 0, 1, 1, 2]
+#   b0    [0, 1, 2]      items' info 0, 1, 2 -> 1          pairs 01:0 02:1 12:1 -> 2/3
+#   b1    [3, 4, -1]     3, 3          -> 3                pair  34:1          -> 1
+#   b2    [-1, -1, -1]   no item: left out of both means
+#   b3    [2, 0, 4]      2, 0, 3       -> 5/3              pairs 20:1 24:1 04:1 -> 1
+#   b4    [1, -1, -1]    1             -> 1                one item: left out of diversity
+#   b5    [0, 3, 1]      0, 3, 1       -> 4/3              pairs 03:1 01:0 31:1 -> 2/3
+#
+# Novelty: n_users = 8, item_counts = [8, 4, 2, 1, 0]; info = -log2(max(c, 1) / 8)
+#   = [0, 1, 2, 3, 3] (item 4, never bought, counts as bought once).
+#   k=3: (1 + 3 + 5/3 + 1 + 4/3) / 5 = 8 / 5 = 1.6
+#   k=1: first items 0, 3, 2, 1, 0 -> (0 + 3 + 2 + 1 + 0) / 5 = 1.2
+# Diversity with categories:
+#   k=3: (2/3 + 1 + 1 + 2/3) / 4 = 5/6
+#   k=2: pairs 01:0, 34:1, 20:1, 03:1 (b4 has one item) -> 3/4
+# Diversity with vectors: item 0 (1, 0), 1 (2, 0) same direction, 2 (0, 3) orthogonal,
+#   3 (-1, 0) opposite, 4 (0, 0) zero: distance 1 - cos = 0, 1, 2, and 1 for the zero vector.
+#   k=3: b0 (0 + 1 + 1)/3 = 2/3; b1 d(3,4) = 1; b3 (1 + 1 + 1)/3 = 1;
+#        b5 d(0,3) = 2, d(0,1) = 0, d(3,1) = 2 -> 4/3;   mean (2/3 + 1 + 1 + 4/3) / 4 = 1
+#   k=2: b0 d(0,1) = 0; b1 d(3,4) = 1; b3 d(2,0) = 1; b5 d(0,3) = 2 -> 4/4 = 1
+# ---------------------------------------------------------------------------------------------
+BEYOND_RECOMMENDED = np.array(
+    [[0, 1, 2], [3, 4, -1], [-1, -1, -1], [2, 0, 4], [1, -1, -1], [0, 3, 1]], dtype=np.int64
+)
+BEYOND_COUNTS = np.array([8, 4, 2, 1, 0])
+BEYOND_CATEGORIES = np.array([0, 0, 1, 1, 2])
+BEYOND_VECTORS = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize(("k", "expected"), [(3, 1.6), (2, (0.5 + 3 + 1 + 1 + 1.5) / 5), (1, 1.2)])
+def test_novelty_hand_case(k, expected):
+    # k=2: b0 (0 + 1)/2, b1 (3 + 3)/2, b3 (2 + 0)/2, b4 1, b5 (0 + 3)/2.
+    value = novelty_at_k(BEYOND_RECOMMENDED, k, BEYOND_COUNTS, 8)
+    assert isinstance(value, float)
+    assert value == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("k", "expected"), [(3, 5 / 6), (2, 3 / 4), (1, 0.0)])
+def test_diversity_with_categories_hand_case(k, expected):
+    # k=1: no list has two items, so no user counts and the mean of nothing is 0.
+    value = intra_list_diversity_at_k(BEYOND_RECOMMENDED, k, categories=BEYOND_CATEGORIES)
+    assert isinstance(value, float)
+    assert value == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("k", "expected"), [(3, 1.0), (2, 1.0)])
+def test_diversity_with_vectors_hand_case(k, expected):
+    value = intra_list_diversity_at_k(BEYOND_RECOMMENDED, k, item_vectors=BEYOND_VECTORS)
+    assert value == pytest.approx(expected, abs=1e-12)
+
+
+def test_diversity_with_vectors_per_user_hand_values():
+    # One user at a time, the per-list values of the comment above.
+    for row, expected in [(0, 2 / 3), (1, 1.0), (3, 1.0), (5, 4 / 3)]:
+        one = BEYOND_RECOMMENDED[row : row + 1]
+        got = intra_list_diversity_at_k(one, 3, item_vectors=BEYOND_VECTORS)
+        assert got == pytest.approx(expected, abs=1e-12), row
+
+
+def test_diversity_vectors_float32_and_scale_do_not_matter():
+    scaled = (BEYOND_VECTORS * np.array([[3.0], [0.5], [7.0], [2.0], [1.0]])).astype(np.float32)
+    assert intra_list_diversity_at_k(BEYOND_RECOMMENDED, 3, item_vectors=scaled) == pytest.approx(
+        1.0, abs=1e-6
+    )
+
+
+def test_ranking_metrics_adds_novelty_and_diversity_on_evaluated_users():
+    # Truth only for b0, b1, b2 and b5: b3 and b4 are not evaluated, b2 has an empty list.
+    truth = truth_matrix([{2}, {0}, {1}, set(), set(), {3}], 5)
+    out = ranking_metrics(
+        BEYOND_RECOMMENDED,
+        truth,
+        [2, 3],
+        5,
+        item_counts=BEYOND_COUNTS,
+        n_users=8,
+        categories=BEYOND_CATEGORIES,
+    )
+    assert list(out[3]) == [*METRIC_NAMES, "novelty", "diversity"]
+    assert BEYOND_ACCURACY == ("novelty", "diversity")
+    # k=3, evaluated users b0, b1, b5 (b2 has no item): novelty (1 + 3 + 4/3) / 3 = 16/9,
+    # diversity (2/3 + 1 + 2/3) / 3 = 7/9.
+    assert out[3]["novelty"] == pytest.approx(16 / 9, abs=1e-12)
+    assert out[3]["diversity"] == pytest.approx(7 / 9, abs=1e-12)
+    # k=2: novelty (0.5 + 3 + 1.5) / 3 = 5/3; diversity pairs 01:0, 34:1, 03:1 -> 2/3.
+    assert out[2]["novelty"] == pytest.approx(5 / 3, abs=1e-12)
+    assert out[2]["diversity"] == pytest.approx(2 / 3, abs=1e-12)
+    with_vectors = ranking_metrics(BEYOND_RECOMMENDED, truth, [3], 5, item_vectors=BEYOND_VECTORS)[
+        3
+    ]
+    assert list(with_vectors) == [*METRIC_NAMES, "diversity"]
+    # (2/3 + 1 + 4/3) / 3 = 1
+    assert with_vectors["diversity"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ranking_metrics_without_extras_is_unchanged():
+    out = ranking_metrics(HAND_RECOMMENDED, HAND_TRUTH, [3, 4], HAND_N_ITEMS)
+    for k in (3, 4):
+        assert list(out[k]) == list(METRIC_NAMES)
+
+
+def test_beyond_accuracy_argument_errors():
+    truth = truth_matrix([{2}] * 6, 5)
+    with pytest.raises(ParameterError, match="both item_counts and n_users"):
+        ranking_metrics(BEYOND_RECOMMENDED, truth, [3], 5, item_counts=BEYOND_COUNTS)
+    with pytest.raises(ParameterError, match="item_counts has shape"):
+        ranking_metrics(BEYOND_RECOMMENDED, truth, [3], 5, item_counts=np.ones(4, int), n_users=8)
+    with pytest.raises(ParameterError, match="exactly one of categories or item_vectors"):
+        intra_list_diversity_at_k(BEYOND_RECOMMENDED, 3)
+    with pytest.raises(ParameterError, match="exactly one of categories or item_vectors"):
+        intra_list_diversity_at_k(
+            BEYOND_RECOMMENDED, 3, categories=BEYOND_CATEGORIES, item_vectors=BEYOND_VECTORS
+        )
+    with pytest.raises(ParameterError, match="n_users=0"):
+        novelty_at_k(BEYOND_RECOMMENDED, 3, BEYOND_COUNTS, 0)
+    with pytest.raises(ParameterError, match=r"item_counts must lie in \[0, n_users=4\]"):
+        novelty_at_k(BEYOND_RECOMMENDED, 3, BEYOND_COUNTS, 4)
+    with pytest.raises(ParameterError, match="integer array"):
+        novelty_at_k(BEYOND_RECOMMENDED, 3, BEYOND_COUNTS.astype(float), 8)
+    with pytest.raises(ParameterError, match="outside the 4 rows of item_counts"):
+        novelty_at_k(BEYOND_RECOMMENDED, 3, BEYOND_COUNTS[:4], 8)
+    with pytest.raises(ParameterError, match="outside the 3 rows of categories"):
+        intra_list_diversity_at_k(BEYOND_RECOMMENDED, 3, categories=BEYOND_CATEGORIES[:3])
+    with pytest.raises(ParameterError, match="NaN or infinite"):
+        intra_list_diversity_at_k(BEYOND_RECOMMENDED, 3, item_vectors=np.full((5, 2), np.nan))
+    with pytest.raises(ParameterError, match="1-D integer array"):
+        intra_list_diversity_at_k(BEYOND_RECOMMENDED, 3, categories=BEYOND_CATEGORIES * 1.0)
+    for k in (0, 4):
+        with pytest.raises(ParameterError, match=f"k={k}"):
+            novelty_at_k(BEYOND_RECOMMENDED, k, BEYOND_COUNTS, 8)
+        with pytest.raises(ParameterError, match=f"k={k}"):
+            intra_list_diversity_at_k(BEYOND_RECOMMENDED, k, categories=BEYOND_CATEGORIES)
+
+
+def test_beyond_accuracy_without_users_is_zero():
+    empty = np.full((3, 4), -1)
+    assert novelty_at_k(empty, 4, np.ones(5, int), 3) == 0.0
+    assert intra_list_diversity_at_k(empty, 4, categories=np.zeros(5, int)) == 0.0
+    assert novelty_at_k(np.empty((0, 2), int), 2, np.ones(5, int), 3) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain-Python references for novelty and diversity, one user and one pair at a time.
+# ---------------------------------------------------------------------------------------------
+def reference_novelty(recommended, k, item_counts, n_users) -> float:
+    per_user = []
+    for row in recommended:
+        items = [int(i) for i in row[:k] if i >= 0]
+        if items:
+            bits = [-math.log2(max(int(item_counts[i]), 1) / n_users) for i in items]
+            per_user.append(sum(bits) / len(bits))
+    return sum(per_user) / len(per_user) if per_user else 0.0
+
+
+def reference_diversity(recommended, k, distance) -> float:
+    per_user = []
+    for row in recommended:
+        items = [int(i) for i in row[:k] if i >= 0]
+        pairs = [(a, b) for x, a in enumerate(items) for b in items[x + 1 :]]
+        if pairs:
+            per_user.append(sum(distance(a, b) for a, b in pairs) / len(pairs))
+    return sum(per_user) / len(per_user) if per_user else 0.0
+
+
+def category_distance(categories):
+    return lambda a, b: 0.0 if categories[a] == categories[b] else 1.0
+
+
+def cosine_distance(vectors):
+    def distance(a, b):
+        x, y = vectors[a], vectors[b]
+        nx, ny = math.sqrt(float(x @ x)), math.sqrt(float(y @ y))
+        if nx == 0.0 or ny == 0.0:
+            return 1.0
+        return 1.0 - float(x @ y) / (nx * ny)
+
+    return distance
+
+
+def random_beyond_case(rng: np.random.Generator, n_users: int, n_items: int, depth: int):
+    rec, _ = random_case(rng, n_users, n_items, depth)
+    n_buyers = 50
+    counts = rng.integers(0, n_buyers + 1, size=n_items)
+    counts[rng.random(n_items) < 0.2] = 0
+    categories = rng.integers(0, 4, size=n_items)
+    vectors = rng.standard_normal((n_items, 6))
+    vectors[rng.random(n_items) < 0.1] = 0.0
+    vectors[1] = -vectors[0] * 2.5  # an opposite pair
+    return rec, counts, n_buyers, categories, vectors
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_beyond_accuracy_matches_loop_reference(seed):
+    rng = np.random.default_rng(seed)
+    rec, counts, n_buyers, categories, vectors = random_beyond_case(rng, 150, 30, 10)
+    for k in (1, 2, 5, 10):
+        assert novelty_at_k(rec, k, counts, n_buyers) == pytest.approx(
+            reference_novelty(rec, k, counts, n_buyers), rel=1e-12, abs=1e-12
+        )
+        assert intra_list_diversity_at_k(rec, k, categories=categories) == pytest.approx(
+            reference_diversity(rec, k, category_distance(categories)), rel=1e-12, abs=1e-12
+        )
+        assert intra_list_diversity_at_k(rec, k, item_vectors=vectors) == pytest.approx(
+            reference_diversity(rec, k, cosine_distance(vectors)), rel=1e-12, abs=1e-12
+        )
+
+
+def test_diversity_in_small_batches_equals_one_batch(monkeypatch):
+    import growthrec.core.metrics as metrics_module
+
+    rng = np.random.default_rng(11)
+    rec, _, _, categories, vectors = random_beyond_case(rng, 97, 30, 6)
+    whole_c = intra_list_diversity_at_k(rec, 6, categories=categories)
+    whole_v = intra_list_diversity_at_k(rec, 6, item_vectors=vectors)
+    monkeypatch.setattr(metrics_module, "_DIVERSITY_BATCH_BYTES", 1)  # one user per batch
+    assert intra_list_diversity_at_k(rec, 6, categories=categories) == pytest.approx(whole_c)
+    assert intra_list_diversity_at_k(rec, 6, item_vectors=vectors) == pytest.approx(whole_v)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_diversity_matches_sklearn_cosine_distances(seed):
+    from sklearn.metrics.pairwise import cosine_distances
+
+    rng = np.random.default_rng(seed)
+    rec, _, _, _, vectors = random_beyond_case(rng, 80, 25, 8)
+    k = 8
+    expected = []
+    for row in rec:
+        items = row[:k][row[:k] >= 0]
+        if items.size >= 2:
+            d = cosine_distances(vectors[items])
+            expected.append(d[np.triu_indices(items.size, 1)].mean())
+    got = intra_list_diversity_at_k(rec, k, item_vectors=vectors)
+    assert got == pytest.approx(float(np.mean(expected)), abs=1e-12)
+    assert 0.5 < got < 1.5  # random directions: near 1, not a degenerate case
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties of novelty and diversity.
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def beyond_cases(draw):
+    rec, _, n_items = draw(metric_cases())
+    n_users = draw(st.integers(1, 20))
+    counts = np.array(draw(st.lists(st.integers(0, n_users), min_size=n_items, max_size=n_items)))
+    categories = np.array(draw(st.lists(st.integers(-2, 3), min_size=n_items, max_size=n_items)))
+    vectors = np.array(
+        draw(
+            st.lists(
+                st.lists(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]), min_size=3, max_size=3),
+                min_size=n_items,
+                max_size=n_items,
+            )
+        )
+    )
+    return rec, n_users, counts, categories, vectors
+
+
+@settings(max_examples=150, deadline=None)
+@given(beyond_cases())
+def test_beyond_accuracy_properties(case):
+    rec, n_users, counts, categories, vectors = case
+    for k in range(1, rec.shape[1] + 1):
+        novelty = novelty_at_k(rec, k, counts, n_users)
+        assert 0.0 <= novelty <= math.log2(n_users) + 1e-12
+        by_category = intra_list_diversity_at_k(rec, k, categories=categories)
+        assert 0.0 <= by_category <= 1.0
+        by_vector = intra_list_diversity_at_k(rec, k, item_vectors=vectors)
+        assert 0.0 <= by_vector <= 2.0
+        assert novelty == pytest.approx(reference_novelty(rec, k, counts, n_users), abs=1e-12)
+        assert by_category == pytest.approx(
+            reference_diversity(rec, k, category_distance(categories)), abs=1e-12
+        )
+        assert by_vector == pytest.approx(
+            reference_diversity(rec, k, cosine_distance(vectors)), abs=1e-9
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(beyond_cases())
+def test_single_category_means_zero_and_distinct_categories_mean_one(case):
+    rec, _, _, _, _ = case
+    n_items = int(rec.max(initial=0)) + 1
+    for k in range(1, rec.shape[1] + 1):
+        n_valid = (rec[:, :k] >= 0).sum(axis=1)
+        some_pair = bool((n_valid >= 2).any())
+        same = intra_list_diversity_at_k(rec, k, categories=np.zeros(n_items, int))
+        distinct = intra_list_diversity_at_k(rec, k, categories=np.arange(n_items))
+        assert same == 0.0
+        assert distinct == (1.0 if some_pair else 0.0)

@@ -3,7 +3,8 @@
 ``recommended`` is an (n_users, >= K) int array of item indices, best first, padded with -1;
 ``truth`` is a CSR matrix with one row per recommended row holding that user's held-out items.
 Every mean is over the users with at least one held-out item; the exact definitions are in the
-README ("Metrics").
+README ("Metrics"). Two beyond-accuracy measures need no truth: novelty (how unpopular the
+recommended items are, in bits) and intra-list diversity (how unalike the items of one list are).
 """
 
 from __future__ import annotations
@@ -16,19 +17,28 @@ import scipy.sparse as sp
 from growthrec.errors import ParameterError
 
 __all__ = [
+    "BEYOND_ACCURACY",
     "METRIC_NAMES",
     "catalog_coverage_at_k",
     "hit_matrix",
     "hit_rate_at_k",
+    "intra_list_diversity_at_k",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",
+    "novelty_at_k",
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
 ]
 
+#: What ``ranking_metrics`` always returns: ratios in [0, 1].
 METRIC_NAMES = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr", "coverage")
+#: What it adds when given item popularity (novelty, in bits) or item features (diversity).
+BEYOND_ACCURACY = ("novelty", "diversity")
+
+#: Bytes of per-batch temporaries in the diversity computation: memory stays flat in n_users.
+_DIVERSITY_BATCH_BYTES = 32 * 2**20
 
 
 def hit_matrix(recommended: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -133,19 +143,146 @@ def catalog_coverage_at_k(recommended: np.ndarray, n_items: int, k: int) -> floa
     return float(np.count_nonzero(np.bincount(top, minlength=n_items))) / n_items
 
 
+def _top(recommended: np.ndarray, k: int) -> np.ndarray:
+    recommended = np.asarray(recommended, dtype=np.int64)
+    if recommended.ndim != 2:
+        raise ParameterError(
+            f"recommendations must be 2-D (users x ranks), got {recommended.ndim}-D"
+        )
+    if k < 1:
+        raise ParameterError(f"k={k} must be at least 1")
+    if k > recommended.shape[1]:
+        raise ParameterError(f"k={k} is deeper than the {recommended.shape[1]} recommended items")
+    return recommended[:, :k]
+
+
+def _check_item_table(top: np.ndarray, n_rows: int, what: str) -> None:
+    if top.size and top.max() >= n_rows:
+        raise ParameterError(f"recommended item {top.max()} is outside the {n_rows} rows of {what}")
+
+
+def novelty_at_k(recommended: np.ndarray, k: int, item_counts: np.ndarray, n_users: int) -> float:
+    """Mean self-information, in bits, of the items in each user's top ``k``.
+
+    Per user, the mean of ``-log2(p_i)`` over the valid (not -1) items of the top ``k``, with
+    ``p_i = max(item_counts[i], 1) / n_users`` the share of training customers who bought item
+    ``i``; then the mean over users with at least one valid item. The ``max(., 1)`` treats an
+    item nobody bought as bought once, so its information is ``log2(n_users)`` (the largest
+    possible) instead of infinite. The value lies in [0, log2(n_users)].
+    """
+    top = _top(recommended, k)
+    counts = np.asarray(item_counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu":
+        raise ParameterError("item_counts must be a 1-D integer array (buyers of each item)")
+    if n_users < 1:
+        raise ParameterError(f"n_users={n_users} must be at least 1")
+    if counts.size and (counts.min() < 0 or counts.max() > n_users):
+        raise ParameterError(
+            f"item_counts must lie in [0, n_users={n_users}]; got {counts.min()}..{counts.max()}"
+        )
+    _check_item_table(top, counts.size, "item_counts")
+    information = np.log2(n_users / np.maximum(counts, 1).astype(np.float64))
+    valid = top >= 0
+    n_valid = valid.sum(axis=1)
+    total = np.where(valid, information[np.where(valid, top, 0)], 0.0).sum(axis=1)
+    users = n_valid > 0
+    return _mean(total[users] / n_valid[users])
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def intra_list_diversity_at_k(
+    recommended: np.ndarray,
+    k: int,
+    *,
+    categories: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
+) -> float:
+    """Mean distance between the items of one top-``k`` list, averaged over users.
+
+    Per user, the mean over all unordered pairs of valid (not -1) items in the top ``k`` of the
+    pair's distance; then the mean over users with at least two valid items. Give exactly one
+    of ``categories`` (an int code per item: distance 1 if the codes differ, else 0; the value
+    lies in [0, 1]) or ``item_vectors`` (n_items x d: distance 1 - cosine similarity, clipped
+    to [0, 2] against rounding; a zero vector is at distance 1 from everything; the value lies
+    in [0, 2], 1 meaning as unalike as unrelated directions).
+    """
+    if (categories is None) == (item_vectors is None):
+        raise ParameterError("diversity: give exactly one of categories or item_vectors")
+    top = _top(recommended, k)
+    n_users = top.shape[0]
+    if categories is not None:
+        table = np.asarray(categories)
+        if table.ndim != 1 or table.dtype.kind not in "iu":
+            raise ParameterError("categories must be a 1-D integer array (a code per item)")
+        width = 1
+    else:
+        table = np.asarray(item_vectors, dtype=np.float64)
+        if table.ndim != 2:
+            raise ParameterError(f"item_vectors must be 2-D (items x dims), got {table.ndim}-D")
+        if not np.isfinite(table).all():
+            raise ParameterError("item_vectors holds NaN or infinite values")
+        table = _unit_rows(table)
+        width = table.shape[1]
+    _check_item_table(top, table.shape[0], "categories" if categories is not None else "vectors")
+    upper = np.triu(np.ones((k, k), dtype=bool), 1)
+    size = max(1, _DIVERSITY_BATCH_BYTES // (8 * k * (width + 2 * k)))
+    sums = np.zeros(n_users)
+    for start in range(0, n_users, size):
+        block = top[start : start + size]
+        valid = block >= 0
+        gathered = table[np.where(valid, block, 0)]
+        if categories is not None:
+            distance = gathered[:, :, None] != gathered[:, None, :]
+        else:
+            distance = np.clip(1.0 - gathered @ gathered.transpose(0, 2, 1), 0.0, 2.0)
+        pairs = valid[:, :, None] & valid[:, None, :] & upper
+        sums[start : start + size] = np.where(pairs, distance, 0.0).sum(axis=(1, 2))
+    n_valid = (top >= 0).sum(axis=1)
+    users = n_valid >= 2
+    n_pairs = n_valid[users] * (n_valid[users] - 1) / 2.0
+    return _mean(sums[users] / n_pairs)
+
+
 def ranking_metrics(
-    recommended: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], n_items: int
+    recommended: np.ndarray,
+    truth: sp.csr_matrix,
+    ks: Sequence[int],
+    n_items: int,
+    *,
+    item_counts: np.ndarray | None = None,
+    n_users: int | None = None,
+    categories: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
 ) -> dict[int, dict[str, float]]:
     """Every metric at every ``k`` in ``ks``, as ``{k: {name: value}}``, from one hit lookup.
 
-    Coverage counts the items recommended to the evaluated users only.
+    The keys are ``METRIC_NAMES``, then ``"novelty"`` when ``item_counts`` and ``n_users`` are
+    given and ``"diversity"`` when ``categories`` or ``item_vectors`` is. Coverage, novelty and
+    diversity are computed on the evaluated users' lists only.
     """
+    if (item_counts is None) != (n_users is None):
+        raise ParameterError("novelty needs both item_counts and n_users; give both or neither")
+    if item_counts is not None and np.shape(item_counts) != (n_items,):
+        raise ParameterError(
+            f"item_counts has shape {np.shape(item_counts)}, expected ({n_items},): one per item"
+        )
     n_relevant = _relevant_counts(truth)
     hits = hit_matrix(recommended, truth)
     evaluated = np.asarray(recommended)[n_relevant > 0]
+    diverse = categories is not None or item_vectors is not None
     out: dict[int, dict[str, float]] = {}
     for k in ks:
         values = {name: _mean(v) for name, v in _per_user(hits, n_relevant, k).items()}
         values["coverage"] = catalog_coverage_at_k(evaluated, n_items, k)
+        if item_counts is not None:
+            values["novelty"] = novelty_at_k(evaluated, k, item_counts, n_users)
+        if diverse:
+            values["diversity"] = intra_list_diversity_at_k(
+                evaluated, k, categories=categories, item_vectors=item_vectors
+            )
         out[int(k)] = values
     return out
