@@ -527,8 +527,10 @@ def _check_evaluation(payload, ks: list[int], backends: list[str]) -> None:
         assert set(result["metrics"]) == {str(k) for k in ks}
         for k in ks:
             metrics = result["metrics"][str(k)]
-            assert set(metrics) == set(METRIC_NAMES)
-            assert all(0.0 <= v <= 1.0 for v in metrics.values()), metrics
+            assert list(metrics) == [*METRIC_NAMES, "novelty", "diversity"]
+            assert all(0.0 <= metrics[name] <= 1.0 for name in METRIC_NAMES), metrics
+            assert metrics["novelty"] > 0.0
+            assert 0.0 <= metrics["diversity"] <= 1.0  # the shop's catalogue has categories
             assert metrics["ndcg"] <= metrics["hit_rate"] + 1e-12
         hits = [result["metrics"][str(k)]["hit_rate"] for k in ks]
         assert hits == sorted(hits)
@@ -536,7 +538,11 @@ def _check_evaluation(payload, ks: list[int], backends: list[str]) -> None:
 
 def test_evaluate_leave_one_out_json(shop, bought, capsys):
     payload = run_json(capsys, "evaluate", "--data", shop, "--factors", 8)
-    assert payload["data"] == str(shop)
+    assert payload["data"]["path"] == str(shop)
+    assert payload["data"]["rows_kept"] == payload["data"]["rows_read"]
+    assert len(payload["data"]["fingerprint"]) == 16
+    assert payload["diversity_basis"] == "category"
+    assert all(r["ranking"] == "full" for r in payload["results"])
     assert payload["protocol"] == "leave-one-out (latest)"  # the file has timestamps
     eligible = sum(len(items) >= 2 for items in bought.values())
     assert payload["test_users"] == eligible

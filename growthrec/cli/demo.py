@@ -10,18 +10,20 @@ from typing import Any
 
 from rich.columns import Columns
 
-from growthrec.cli.evaluate import evaluation_payload, evaluation_table, make_split
+from growthrec.cli.evaluate import evaluation_payload, evaluation_table
 from growthrec.cli.generate import catalog_path_for, write_shop
 from growthrec.cli.options import add_json_option
 from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.recommend import ranked_items
-from growthrec.cli.train import item_attributes_for, model_path_for
+from growthrec.cli.train import model_path_for
+from growthrec.core.interactions import interactions_from_events
 from growthrec.evaluation import evaluate_backend
 from growthrec.modelfile import load_model, save_model
+from growthrec.presets import catalog_for
+from growthrec.protocols import Protocol, make_split
 from growthrec.recommender import fit_model, recommend, user_indices
 from growthrec.synthetic import generate_shop
-from growthrec.tables import Columns as DataColumns
-from growthrec.tables import read_interactions
+from growthrec.tables import load_events
 
 __all__ = ["add_parser"]
 
@@ -63,10 +65,11 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         steps.step("generating a synthetic shop")
         shop = generate_shop(seed=args.seed)
         write_shop(shop, transactions, catalog_path_for(transactions))
-        data = read_interactions(transactions, DataColumns())
-        attributes, _ = item_attributes_for(data, None, transactions)
+        events, _ = load_events(transactions)
+        data = interactions_from_events(events)
+        attributes, _ = catalog_for(None, transactions, events.items)
         steps.step("splitting: leave-one-out, each customer's latest purchase")
-        split = make_split(data, "leave-one-out", "auto", 0.2, args.seed)
+        split = make_split(events, Protocol(), args.seed)
         evaluations = []
         for backend, params in (("svd", {"factors": 50}), ("popularity", {})):
             steps.step(f"evaluating {backend}")

@@ -1,11 +1,12 @@
-"""``growthrec evaluate``: split, fit on train, rank the held-out items; beside the baseline."""
+"""``growthrec evaluate`` and ``compare``: split, fit on train, rank the held-out items."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 
 from growthrec.cli.options import (
@@ -13,19 +14,83 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     backend_params,
-    columns_from,
+    load_data,
+    load_report_table,
     positive_int,
+    seconds_from,
 )
 from growthrec.cli.output import Output
-from growthrec.core.interactions import Interactions
 from growthrec.core.metrics import METRIC_NAMES
-from growthrec.core.split import Split, split_leave_one_out, split_ratio
-from growthrec.evaluation import Evaluation, evaluate_backend
-from growthrec.tables import read_interactions
+from growthrec.core.split import Split
+from growthrec.errors import ParameterError
+from growthrec.evaluation import (
+    Evaluation,
+    categories_from,
+    evaluate_backend,
+    item_vectors_for_diversity,
+)
+from growthrec.protocols import PROTOCOLS, Protocol, make_split
 
-__all__ = ["add_parser", "evaluation_table", "make_split"]
+__all__ = [
+    "add_parser",
+    "add_protocol_options",
+    "diversity_basis",
+    "evaluation_payload",
+    "evaluation_table",
+    "protocol_from",
+]
 
 BASELINE = "popularity"
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """How to hold data out, and the cut-offs."""
+    group = parser.add_argument_group("evaluation protocol")
+    group.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="leave-one-out",
+        help="one item per customer, a share of each customer's items, or everything after a "
+        "date (default: leave-one-out)",
+    )
+    group.add_argument(
+        "--by",
+        choices=("auto", "latest", "random"),
+        default="auto",
+        help="leave-one-out: the latest item or a random one; auto = latest when the data has "
+        "times (default)",
+    )
+    group.add_argument(
+        "--test-ratio", type=float, default=0.2, help="ratio: share held out (default 0.2)"
+    )
+    group.add_argument(
+        "--cutoff",
+        default=None,
+        help="temporal: train before this date/time (ISO 8601 or Unix seconds); default: the "
+        "time that leaves the last --test-fraction of events for test",
+    )
+    group.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="temporal: share of events after the default cutoff (default 0.2)",
+    )
+    group.add_argument(
+        "--k", type=positive_int, nargs="+", default=[5, 10], help="cut-offs (default: 5 10)"
+    )
+    group.add_argument(
+        "--sampled",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="rank the held-out items among N sampled unbought items (the NCF protocol) "
+        "instead of the full catalogue; results are labelled as sampled",
+    )
+
+
+def protocol_from(args: argparse.Namespace) -> Protocol:
+    cutoff = None if args.cutoff is None else seconds_from(args.cutoff, "--cutoff")
+    return Protocol(args.protocol, args.by, args.test_ratio, cutoff, args.test_fraction)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,47 +99,155 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="offline evaluation of a backend beside the popularity baseline",
         description="Hold out part of each customer's purchases, fit on the rest, rank all items "
         "each customer has not bought and score the held-out ones (Hit rate, Precision, Recall, "
-        "NDCG, MAP, MRR, coverage at each K).",
+        "NDCG, MAP, MRR, coverage, novelty, diversity at each K).",
     )
     add_data_options(p)
     add_backend_options(p)
-    p.add_argument(
-        "--protocol",
-        choices=("leave-one-out", "ratio"),
-        default="leave-one-out",
-        help="hold out one item per customer, or a share of them (default: leave-one-out)",
-    )
-    p.add_argument(
-        "--by",
-        choices=("auto", "latest", "random"),
-        default="auto",
-        help="leave-one-out: the latest item (needs times) or a random one; "
-        "auto = latest when the data has times (default)",
-    )
-    p.add_argument(
-        "--test-ratio", type=float, default=0.2, help="ratio protocol: share held out (default 0.2)"
-    )
-    p.add_argument(
-        "--k", type=positive_int, nargs="+", default=[5, 10], help="cut-offs (default: 5 10)"
-    )
+    add_protocol_options(p)
     p.add_argument("--no-baseline", action="store_true", help="skip the popularity baseline")
     add_json_option(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run_evaluate)
+
+    c = sub.add_parser(
+        "compare",
+        help="evaluate several backends on one split, in one table",
+        description="Evaluate several backends on the same split and print one table of metrics "
+        "and fit times. Parameters per backend: --param BACKEND.NAME=VALUE, or the files "
+        "'growthrec tune' wrote (--tuned DIR).",
+    )
+    add_data_options(c)
+    c.add_argument(
+        "--models",
+        required=True,
+        metavar="A,B,C",
+        help="comma-separated backend names, e.g. svd,als,itemknn,ease,popularity",
+    )
+    c.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="BACKEND.NAME=VALUE",
+        help="a parameter of one backend, e.g. als.factors=128; repeatable",
+    )
+    c.add_argument(
+        "--tuned",
+        type=str,
+        default=None,
+        metavar="DIR",
+        help="use <backend>.params.json files written by 'growthrec tune' from this folder",
+    )
+    c.add_argument(
+        "--weighting",
+        default="binary",
+        choices=("binary", "count", "log1p"),
+        help="how purchase counts become training values (default: binary)",
+    )
+    c.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_protocol_options(c)
+    add_json_option(c)
+    c.set_defaults(run=run_compare)
 
 
-def make_split(data: Interactions, protocol: str, by: str, test_ratio: float, seed: int) -> Split:
-    """The split a command line asks for."""
-    if protocol == "ratio":
-        return split_ratio(data, test_ratio=test_ratio, seed=seed)
-    if by == "auto":
-        by = "latest" if data.timestamps is not None else "random"
-    return split_leave_one_out(data, by=by, seed=seed)
+def diversity_basis(
+    split: Split, attributes: Mapping[str, np.ndarray], seed: int
+) -> dict[str, Any]:
+    """Item categories from the catalogue if it has them, else item vectors from the train part.
+
+    One basis for every backend of a run, so their diversity figures compare.
+    """
+    if "category" in attributes:
+        return {"categories": categories_from(attributes["category"])}
+    return {"item_vectors": item_vectors_for_diversity(split.train, seed=seed)}
+
+
+def _run(
+    args: argparse.Namespace,
+    out: Output,
+    backends: Sequence[tuple[str, Mapping[str, Any]]],
+    weighting: str,
+) -> None:
+    ks = sorted(set(args.k))
+    protocol = protocol_from(args)
+    with out.steps(2 + len(backends)) as steps:
+        steps.step(f"reading {args.data}")
+        loaded = load_data(args)
+        steps.step(f"splitting: {protocol.name}")
+        split = make_split(loaded.events, protocol, args.seed)
+        basis = diversity_basis(split, loaded.attributes, args.seed)
+        evaluations = []
+        for name, params in backends:
+            steps.step(f"fitting and ranking: {name}")
+            evaluations.append(
+                evaluate_backend(
+                    split,
+                    name,
+                    params,
+                    ks=ks,
+                    weighting=weighting,
+                    seed=args.seed,
+                    sampled_negatives=args.sampled,
+                    **basis,
+                )
+            )
+    payload = {
+        "data": loaded.report.as_dict(),
+        "diversity_basis": "category" if "categories" in basis else "item vectors (svd of train)",
+        **evaluation_payload(split, evaluations, ks),
+    }
+    out.emit_json(payload)
+    out.print(load_report_table(out, loaded.report))
+    out.print(_split_line(split, args.seed, evaluations[0].ranking))
+    out.print(evaluation_table(out, evaluations, ks))
+
+
+def _split_line(split: Split, seed: int, ranking: str) -> str:
+    extra = "".join(
+        f"; {k.replace('_', ' ')}: {v:,}" for k, v in split.counts.items() if k != "cutoff"
+    )
+    return (
+        f"[bold]{split.protocol}[/bold], seed {seed}, {ranking} ranking: "
+        f"{split.n_test_users:,} customers evaluated, {split.n_train_only:,} kept in train only"
+        f"{extra}"
+    )
+
+
+def run_evaluate(args: argparse.Namespace, out: Output) -> None:
+    backend = args.backend or "svd"
+    backends = [(backend, backend_params(args))]
+    if not args.no_baseline and backend != BASELINE:
+        backends.append((BASELINE, {}))
+    _run(args, out, backends, args.weighting or "binary")
+
+
+def run_compare(args: argparse.Namespace, out: Output) -> None:
+    from growthrec.cli.tune import read_tuned, tuned_path
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names:
+        raise ParameterError("--models: give backend names, e.g. --models svd,popularity")
+    params: dict[str, dict[str, Any]] = {n: {} for n in names}
+    if args.tuned:  # a backend without a tuned file keeps its defaults
+        for name in names:
+            if tuned_path(args.tuned, name).is_file():
+                params[name].update(read_tuned(args.tuned, name)[1])
+    for item in args.param:
+        scoped, sep, value = item.partition("=")
+        backend, dot, key = scoped.partition(".")
+        if not sep or not dot or backend not in params:
+            raise ParameterError(
+                f"--param {item!r}: expected BACKEND.NAME=VALUE with BACKEND one of --models"
+            )
+        params[backend][key.strip()] = value.strip()
+    _run(args, out, [(n, params[n]) for n in names], args.weighting)
 
 
 def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int]) -> Table:
     """Metrics as rows, one column per backend and K."""
+    names = [
+        m for m in (*METRIC_NAMES, "novelty", "diversity") if m in evaluations[0].metrics[ks[0]]
+    ]
     columns = [f"{e.backend} @{k}" for k in ks for e in evaluations]
-    rows = [(name, *(e.metrics[k][name] for k in ks for e in evaluations)) for name in METRIC_NAMES]
+    rows = [(name, *(e.metrics[k][name] for k in ks for e in evaluations)) for name in names]
     rows.append(("fit seconds", *(round(e.fit_seconds, 3) for _ in ks for e in evaluations)))
     return out.table(["metric", *columns], rows, numeric=columns)
 
@@ -82,37 +255,12 @@ def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequenc
 def evaluation_payload(
     split: Split, evaluations: Sequence[Evaluation], ks: Sequence[int]
 ) -> dict[str, Any]:
+    """The JSON form of a run: protocol, K, split counts and every backend's result."""
     return {
         "protocol": split.protocol,
         "ks": sorted(set(ks)),
         "test_users": split.n_test_users,
         "train_only_users": split.n_train_only,
+        "split_counts": dict(split.counts),
         "results": [e.as_dict() for e in evaluations],
     }
-
-
-def run(args: argparse.Namespace, out: Output) -> None:
-    params = backend_params(args)
-    backends = [(args.backend, params)]
-    if not args.no_baseline and args.backend != BASELINE:
-        backends.append((BASELINE, {}))
-    ks = sorted(set(args.k))
-    with out.steps(1 + len(backends)) as steps:
-        steps.step(f"reading and splitting {args.data}")
-        data = read_interactions(args.data, columns_from(args))
-        split = make_split(data, args.protocol, args.by, args.test_ratio, args.seed)
-        evaluations = []
-        for name, backend_args in backends:
-            steps.step(f"fitting and ranking: {name}")
-            evaluations.append(
-                evaluate_backend(
-                    split, name, backend_args, ks=ks, weighting=args.weighting, seed=args.seed
-                )
-            )
-    payload = {"data": str(args.data), **evaluation_payload(split, evaluations, ks)}
-    out.emit_json(payload)
-    out.print(
-        f"[bold]{split.protocol}[/bold], seed {args.seed}: {split.n_test_users:,} customers "
-        f"evaluated, {split.n_train_only:,} with too few purchases kept in train only"
-    )
-    out.print(evaluation_table(out, evaluations, ks))

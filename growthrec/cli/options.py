@@ -6,17 +6,27 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import attrs
+import numpy as np
+from rich.table import Table
+
+from growthrec.cli.output import Output
+from growthrec.core.interactions import Events
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import ParameterError
-from growthrec.tables import Columns
+from growthrec.presets import PRESETS, catalog_for, get_preset
+from growthrec.tables import Cleaning, Columns, LoadReport, load_events
 
 __all__ = [
+    "LoadedData",
     "add_backend_options",
     "add_data_options",
     "add_json_option",
     "backend_params",
-    "columns_from",
+    "load_data",
+    "load_report_table",
     "positive_int",
+    "seconds_from",
 ]
 
 
@@ -31,6 +41,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds_from(text: str, option: str) -> float:
+    """Unix seconds from an ISO 8601 date/time or a number of seconds given on the command line."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return float(np.datetime64(text.strip().replace(" ", "T"), "s").astype(np.int64))
+    except ValueError:
+        raise ParameterError(
+            f"{option} {text!r}: expected a date/time such as 2011-09-01 or 2011-09-01 12:00:00, "
+            "or Unix seconds"
+        ) from None
+
+
 def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print machine-readable JSON instead of tables"
@@ -38,27 +63,128 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """--data and the column options of a transactions file."""
+    """--data, --preset, the column options, the cleaning rules and the catalogue."""
     group = parser.add_argument_group("input data")
     group.add_argument(
         "--data", type=Path, required=required, help="transactions file (.csv, .csv.gz, .parquet)"
     )
-    group.add_argument("--user-col", default="user_id", help="user (customer) id column")
-    group.add_argument("--item-col", default="item_id", help="item (product) id column")
     group.add_argument(
-        "--weight-col",
+        "--preset",
         default=None,
-        help="weight column, e.g. a quantity (default: 'quantity' if present)",
+        help=f"column options of a known dataset: {', '.join(PRESETS)}",
+    )
+    group.add_argument("--user-col", default=None, help="user (customer) id column (user_id)")
+    group.add_argument("--item-col", default=None, help="item (product) id column (item_id)")
+    group.add_argument(
+        "--weight-col", default=None, help="weight column, e.g. a quantity ('quantity' if present)"
     )
     group.add_argument(
         "--time-col",
         default=None,
-        help="event time column, ISO date/time or Unix seconds (default: 'timestamp' if present)",
+        help="event time column, ISO date/time or Unix seconds ('timestamp' if present)",
+    )
+    group.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="item catalogue file (default: the preset's, or items.csv beside --data if any)",
+    )
+    group.add_argument(
+        "--catalog-item-col", default=None, help="item id column of the catalogue (item_id)"
+    )
+    clean = parser.add_argument_group("cleaning (each rule's dropped rows are reported)")
+    clean.add_argument(
+        "--min-weight",
+        type=float,
+        default=None,
+        help="keep rows whose weight is at least this, e.g. 4 for 1-5 star ratings",
+    )
+    clean.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="refuse rows with a missing user or item instead of dropping them",
+    )
+    clean.add_argument(
+        "--keep-nonpositive",
+        action="store_true",
+        help="refuse rows with a zero or negative weight (returns) instead of dropping them",
+    )
+    clean.add_argument(
+        "--keep-duplicates", action="store_true", help="keep rows that repeat another row exactly"
+    )
+    clean.add_argument(
+        "--require-positive",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="also drop rows where numeric column COL is not > 0 (e.g. UnitPrice); repeatable",
+    )
+    clean.add_argument(
+        "--min-user-interactions",
+        type=positive_int,
+        default=1,
+        help="k-core: customers need this many distinct items (default 1: off)",
+    )
+    clean.add_argument(
+        "--min-item-interactions",
+        type=positive_int,
+        default=1,
+        help="k-core: items need this many distinct customers (default 1: off)",
     )
 
 
-def columns_from(args: argparse.Namespace) -> Columns:
-    return Columns(args.user_col, args.item_col, args.weight_col, args.time_col)
+@attrs.frozen
+class LoadedData:
+    """What a command read: the events, what cleaning did, and the catalogue's item columns."""
+
+    events: Events
+    report: LoadReport
+    attributes: dict[str, np.ndarray]
+    catalog: Path | None
+
+
+def load_data(args: argparse.Namespace) -> LoadedData:
+    """Read --data with the preset, column and cleaning options of the command line."""
+    preset = get_preset(args.preset) if args.preset else None
+    base = preset.columns if preset else Columns()
+    columns = Columns(
+        args.user_col or base.user,
+        args.item_col or base.item,
+        args.weight_col or base.weight,
+        args.time_col or base.time,
+    )
+    cleaning = Cleaning(
+        drop_missing=not args.keep_missing,
+        drop_nonpositive=not args.keep_nonpositive,
+        drop_duplicates=not args.keep_duplicates,
+        min_weight=args.min_weight,
+        require_positive=tuple(
+            dict.fromkeys([*(preset.require_positive if preset else ()), *args.require_positive])
+        ),
+        min_user_interactions=args.min_user_interactions,
+        min_item_interactions=args.min_item_interactions,
+    )
+    events, report = load_events(args.data, columns, cleaning)
+    attributes, catalog = catalog_for(
+        preset,
+        args.data,
+        events.items,
+        catalog_path=args.catalog,
+        item_column=args.catalog_item_col,
+    )
+    return LoadedData(events, report, attributes, catalog)
+
+
+def load_report_table(out: Output, report: LoadReport) -> Table:
+    """Rows read, rows each cleaning rule dropped, and what is left."""
+    rows = [("rows read", f"{report.rows_read:,}")]
+    rows += [(f"dropped: {rule}", f"{n:,}") for rule, n in report.dropped.items()]
+    rows += [
+        ("rows kept", f"{report.rows_kept:,}"),
+        ("customers x items", f"{report.n_users:,} x {report.n_items:,}"),
+        ("fingerprint", report.fingerprint),
+    ]
+    return out.table(["", "value"], rows, title=f"Data: {report.path}", numeric=["value"])
 
 
 def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = True) -> None:
@@ -69,7 +195,7 @@ def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = T
             "--model",
             "--backend",
             dest="backend",
-            default="svd",
+            default=None,
             help="backend name (see 'growthrec backends'; default: svd)",
         )
     group.add_argument(
@@ -84,9 +210,9 @@ def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = T
     )
     group.add_argument(
         "--weighting",
-        default="binary",
+        default=None,
         choices=sorted(WEIGHTINGS),
-        help="how purchase counts become training values (default: binary)",
+        help="how purchase counts become training values (default: binary, or the tuned one)",
     )
     group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 

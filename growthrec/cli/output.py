@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,7 +55,9 @@ class Output:
         """The one table style of the program (numeric columns right-aligned)."""
         table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
         for column in columns:
-            table.add_column(column, justify="right" if column in numeric else "left")
+            table.add_column(
+                escape(column), justify="right" if column in numeric else "left", overflow="fold"
+            )
         for row in rows:
             table.add_row(*(_cell(v) for v in row))
         return table
@@ -91,9 +94,10 @@ class Output:
 
 
 def _cell(value: Any) -> str:
+    """Cell text; data is escaped so ``[als]`` in a value is not taken for rich markup."""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return escape(str(value))
 
 
 def _jsonable(value: Any) -> Any:

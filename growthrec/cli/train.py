@@ -6,21 +6,21 @@ import argparse
 import time
 from pathlib import Path
 
-from growthrec.cli.generate import catalog_path_for
 from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
     add_json_option,
     backend_params,
-    columns_from,
+    load_data,
+    load_report_table,
 )
 from growthrec.cli.output import Output, human_bytes
-from growthrec.core.interactions import Interactions
+from growthrec.cli.tune import read_tuned, tuned_weighting
+from growthrec.core.interactions import interactions_from_events
 from growthrec.modelfile import save_model
 from growthrec.recommender import fit_model
-from growthrec.tables import catalog_attributes, read_catalog, read_interactions
 
-__all__ = ["add_parser", "item_attributes_for", "model_path_for"]
+__all__ = ["add_parser", "model_path_for"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a directory (writes <backend>.npz in it) or a .npz path (default: models/)",
     )
     p.add_argument(
-        "--catalog",
+        "--params-file",
         type=Path,
         default=None,
-        help="item catalogue with an item_id column (default: items.csv beside --data, if any)",
+        help="parameters written by 'growthrec tune' (its backend unless --model is given; "
+        "--param and --factors override single values)",
     )
     add_json_option(p)
     p.set_defaults(run=run)
@@ -53,29 +54,33 @@ def model_path_for(output: Path, backend: str) -> Path:
     return output if output.suffix == ".npz" else output / f"{backend}.npz"
 
 
-def item_attributes_for(
-    data: Interactions, catalog: Path | None, transactions: Path
-) -> tuple[dict, Path | None]:
-    """Catalogue columns aligned with the items, and the catalogue file used (if any)."""
-    path = catalog or catalog_path_for(transactions)
-    if catalog is None and not path.is_file():
-        return {}, None
-    return catalog_attributes(read_catalog(path), data.items), path
+def _choices(args: argparse.Namespace) -> tuple[str, dict, str]:
+    """Backend, parameters and weighting: explicit options, then --params-file, then defaults."""
+    params: dict = {}
+    backend, weighting = args.backend, args.weighting
+    if args.params_file is not None:
+        backend, tuned = read_tuned(args.params_file, backend)
+        params.update(tuned)
+        weighting = weighting or tuned_weighting(args.params_file)
+    params.update(backend_params(args))
+    return backend or "svd", params, weighting or "binary"
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
-    params = backend_params(args)
+    backend, params, weighting = _choices(args)
+    args.backend = backend
     with out.steps(3) as steps:
         steps.step(f"reading {args.data}")
-        data = read_interactions(args.data, columns_from(args))
-        attributes, catalog = item_attributes_for(data, args.catalog, args.data)
+        loaded = load_data(args)
+        data = interactions_from_events(loaded.events)
+        attributes, catalog = loaded.attributes, loaded.catalog
         steps.step(f"fitting {args.backend}")
         start = time.perf_counter()
         model = fit_model(
             data,
             args.backend,
             params,
-            weighting=args.weighting,
+            weighting=weighting,
             seed=args.seed,
             item_attributes=attributes,
         )
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
         "interactions": data.nnz,
         "density": data.density,
         "catalog_file": str(catalog) if catalog else None,
+        "data_fingerprint": loaded.report.fingerprint,
+        "cleaning": dict(loaded.report.dropped),
         "fit_seconds": round(fit_seconds, 4),
         "file_bytes": path.stat().st_size,
     }
@@ -109,4 +116,5 @@ def run(args: argparse.Namespace, out: Output) -> None:
         ("fit time", f"{fit_seconds:.3f} s"),
         ("model file", f"{path} ({human_bytes(summary['file_bytes'])})"),
     ]
+    out.print(load_report_table(out, loaded.report))
     out.print(out.table(["", "value"], rows, title="Model trained"))
