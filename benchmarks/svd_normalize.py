@@ -8,44 +8,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from growthrec.core.interactions import Interactions, build_interactions
+from growthrec.core.interactions import Interactions, interactions_from_events
 from growthrec.core.split import split_leave_one_out, split_ratio
 from growthrec.evaluation import evaluate_backend
-from growthrec.tables import Columns, read_interactions
+from growthrec.presets import cleaning_for, get_preset
+from growthrec.tables import load_events
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def movielens_small() -> Interactions:
-    """ml-latest-small, every rating an interaction."""
-    return read_interactions(
-        SHARED / "ml-latest-small" / "ratings.csv",
-        Columns(user="userId", item="movieId", weight="rating", time="timestamp"),
-    )
-
-
-def online_retail() -> Interactions:
-    """UCI Online Retail without missing customers, cancellations, non-positive quantity/price."""
-    table = pq.read_table(SHARED / "online-retail" / "online_retail.parquet")
-    keep = pc.and_(
-        pc.and_(
-            pc.is_valid(table["CustomerID"]), pc.invert(pc.starts_with(table["InvoiceNo"], "C"))
-        ),
-        pc.and_(pc.greater(table["Quantity"], 0), pc.greater(table["UnitPrice"], 0)),
-    )
-    table = table.filter(keep)
-    seconds = pc.cast(pc.cast(table["InvoiceDate"], pa.timestamp("s")), pa.int64()).to_numpy()
-    return build_interactions(
-        table["CustomerID"].to_numpy(),
-        np.asarray(table["StockCode"].to_pylist(), dtype=str),
-        table["Quantity"].to_numpy(),
-        seconds,
-    )
+def load(preset_name: str, relative: str) -> Interactions:
+    """A shared dataset through its preset, with the default cleaning."""
+    preset = get_preset(preset_name)
+    events, _ = load_events(SHARED / relative, preset.columns, cleaning_for(preset))
+    return interactions_from_events(events)
 
 
 def main() -> int:
@@ -53,11 +29,17 @@ def main() -> int:
         print(f"{SHARED} is absent", file=sys.stderr)
         return 1
     cases = [
-        ("ml-latest-small", "ratio 0.2", split_ratio(movielens_small(), seed=0)),
+        (
+            "ml-latest-small",
+            "ratio 0.2",
+            split_ratio(load("movielens", "ml-latest-small/ratings.csv"), seed=0),
+        ),
         (
             "Online Retail",
             "leave-one-out latest",
-            split_leave_one_out(online_retail(), by="latest", seed=0),
+            split_leave_one_out(
+                load("online-retail", "online-retail/online_retail.parquet"), by="latest", seed=0
+            ),
         ),
     ]
     print(
