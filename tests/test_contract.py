@@ -21,7 +21,11 @@ from growthrec.recommender import (
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "growthrec-cooccurrence"
 #: Small parameters so the contract runs fast on the 40-item shop.
-PARAMS = {"svd": {"factors": 8}}
+PARAMS = {
+    "svd": {"factors": 8},
+    "als": {"factors": 8, "iterations": 3},
+    "bpr": {"factors": 8, "iterations": 20},
+}
 
 
 def _load_example_plugin() -> object:

@@ -27,7 +27,14 @@ ENTRY_POINT_GROUP = "growthrec"
 #: Comma-separated plugin (entry-point) names to skip, for debugging a broken plugin.
 BLOCK_ENV = "GROWTHREC_BLOCK_PLUGINS"
 #: growthrec's own backends; registered through the same hook as any third-party plugin.
-BUILTIN_MODULES = ("growthrec.backends.svd", "growthrec.backends.popularity")
+BUILTIN_MODULES = (
+    "growthrec.backends.svd",
+    "growthrec.backends.popularity",
+    "growthrec.backends.als",
+    "growthrec.backends.bpr",
+    "growthrec.backends.itemknn",
+    "growthrec.backends.ease",
+)
 
 
 @attrs.frozen

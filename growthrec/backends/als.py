@@ -1,0 +1,229 @@
+"""``als``: implicit-feedback ALS with confidence weights (Hu, Koren & Volinsky 2008).
+
+Fitted by the ``implicit`` library's CPU model (conjugate-gradient solver), an optional
+dependency: ``pip install "growthrec[als]"``. Without it the backend still registers, and
+fitting says how to install it.
+
+Each bought (user, item) pair has preference p = 1 and confidence ``C = alpha * w``, where
+``w`` is the pair's value after the backend's own ``weighting`` (none, log1p or BM25) of the
+matrix it is given; pairs never bought have p = 0 and C = 1. That is ``implicit``'s own
+convention (since 0.5), so ``alpha`` means here what it means there; Hu et al.'s
+``C = 1 + alpha * r`` differs only by the 1. The backend scales the values itself and hands
+``implicit`` ``alpha=1``, which saves implicit a copy of the matrix.
+
+Known customers are scored with their learned factors, ``x_u · Y``. A customer not seen in
+training is folded in with the exact least-squares solve ALS makes for one user given fixed
+item factors (see ``fold_in``); no refit is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from growthrec.backends._implicit import (
+    cosine_similar_items,
+    import_implicit,
+    library_seed,
+    thread_count,
+)
+from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.hookspecs import hookimpl
+
+__all__ = ["ALSBackend", "bm25_rows", "bm25_statistics", "confidence", "fold_in"]
+
+WEIGHTINGS = ("none", "log1p", "bm25")
+
+
+def _row_sums(rows: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(rows.sum(axis=1)).ravel()
+
+
+def bm25_statistics(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """What BM25 needs from the training matrix: each item's idf and the mean row sum.
+
+    ``idf = log(n_users) - log1p(buyers of the item)``, as ``implicit.nearest_neighbours
+    .bm25_weight`` computes it; kept so a new customer's basket is weighted the same way.
+    """
+    n_users, n_items = matrix.shape
+    buyers = np.bincount(matrix.indices, minlength=n_items)
+    return {
+        "bm25_idf": np.log(float(n_users)) - np.log1p(buyers),
+        "bm25_average_length": np.atleast_1d(_row_sums(matrix).mean()),
+    }
+
+
+def bm25_rows(
+    rows: sp.csr_matrix, idf: np.ndarray, average_length: float, k1: float, b: float
+) -> sp.csr_matrix:
+    """Rows weighted by BM25 with the training statistics, float32 CSR.
+
+    The same arithmetic, in the same dtypes, as ``implicit``'s ``bm25_weight`` (so the same
+    values to the bit), computed on the CSR arrays without its COO copy.
+    """
+    length_norm = (1.0 - b) + b * _row_sums(rows) / average_length
+    row_norm = np.repeat(length_norm, np.diff(rows.indptr))
+    data = rows.data * (k1 + 1.0) / (k1 * row_norm + rows.data) * idf[rows.indices]
+    return sp.csr_matrix((data.astype(np.float32), rows.indices, rows.indptr), shape=rows.shape)
+
+
+def _weighted(rows: sp.csr_matrix, params: Mapping[str, Any], stats: Arrays) -> sp.csr_matrix:
+    """``rows`` weighted by the backend's ``weighting`` (BM25 uses the training ``stats``)."""
+    scheme = params["weighting"]
+    if scheme == "bm25":
+        return bm25_rows(
+            rows,
+            stats["bm25_idf"],
+            stats["bm25_average_length"][0],
+            params["bm25_k1"],
+            params["bm25_b"],
+        )
+    if scheme == "log1p":
+        return sp.csr_matrix(
+            (np.log1p(rows.data, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape
+        )
+    return rows
+
+
+def confidence(weighted: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
+    """The confidence matrix ``alpha * w`` on the bought pairs, float32 CSR for ``implicit``.
+
+    Shares ``indices`` and ``indptr`` with ``weighted``; only the values are new.
+    """
+    data = np.multiply(weighted.data, np.float32(alpha), dtype=np.float32)
+    return sp.csr_matrix((data, weighted.indices, weighted.indptr), shape=weighted.shape)
+
+
+def fold_in(
+    item_factors: np.ndarray, confidences: sp.csr_matrix, regularization: float
+) -> np.ndarray:
+    """User factors of new customers given fixed item factors: ALS's exact least-squares step.
+
+    For each row, ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λI)⁻¹ Yᵀ C_u p_u`` with ``C_u`` the row's
+    confidences and ``p_u`` 1 on its entries, solved in float64 (``YᵀY`` in float32, as
+    ``implicit``). A negative value counts as a dislike (p = 0, confidence = |value|) and an
+    empty row gets zero factors, as in ``implicit``'s ``recalculate_user``.
+
+    Regularisation: ``implicit`` (0.7.3, CPU, checked in its source and against
+    ``recalculate_user`` at λ = 0.01 to 10) adds ``λI`` unscaled, not multiplied by the number
+    of items a user bought nor by the number of users, and so does this. The fitted users'
+    factors come from implicit's 3-step conjugate-gradient updates, so a known user's basket
+    folded in here scores close to, not exactly like, that user.
+    """
+    n_rows, n_factors = confidences.shape[0], item_factors.shape[1]
+    gram = (item_factors.T @ item_factors).astype(np.float64)  # float32 GEMM, as implicit
+    gram[np.diag_indices(n_factors)] += regularization
+    lhs = np.broadcast_to(gram, (n_rows, n_factors, n_factors)).copy()
+    rhs = np.zeros((n_rows, n_factors))
+    indptr, indices, data = confidences.indptr, confidences.indices, confidences.data
+    for row in range(n_rows):  # a few baskets per request: small (n_factors²) products each
+        start, stop = indptr[row], indptr[row + 1]
+        if start == stop:
+            continue
+        bought = item_factors[indices[start:stop]].astype(np.float64)
+        values = data[start:stop].astype(np.float64)
+        rhs[row] = np.where(values > 0, values, 0.0) @ bought
+        lhs[row] += bought.T @ (bought * (np.abs(values) - 1.0)[:, None])
+    out = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
+    out[indptr[1:] == indptr[:-1]] = 0.0
+    return out.astype(np.float32)
+
+
+class ALSBackend:
+    """Implicit ALS (``implicit``'s CPU model); new customers folded in by an exact solve."""
+
+    name = "als"
+    description = (
+        "Implicit ALS with confidence weights (Hu, Koren & Volinsky 2008), via the implicit "
+        'library: pip install "growthrec[als]"'
+    )
+    params = (
+        Param("factors", 64, "number of latent factors", minimum=1),
+        Param("regularization", 0.01, "L2 penalty λ on the factors", minimum=0),
+        Param(
+            "alpha",
+            1.0,
+            "confidence scale: a bought pair counts C = alpha * weight (as in implicit)",
+            minimum=0,
+        ),
+        Param("iterations", 15, "ALS sweeps (users, then items)", minimum=1),
+        Param(
+            "weighting",
+            "none",
+            "weighting of the matrix inside the backend, before alpha",
+            choices=WEIGHTINGS,
+        ),
+        Param(
+            "bm25_k1",
+            100.0,
+            "BM25 K1 (term-frequency saturation), with weighting=bm25",
+            minimum=0,
+        ),
+        Param(
+            "bm25_b",
+            0.8,
+            "BM25 B (basket-length normalisation), with weighting=bm25",
+            minimum=0,
+            maximum=1,
+        ),
+        Param(
+            "threads",
+            0,
+            "threads for implicit's solver; 0: every core (results do not depend on it)",
+            minimum=0,
+        ),
+    )
+
+    def fit(
+        self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
+    ) -> Arrays:
+        als = import_implicit(self.name, "implicit.cpu.als")
+        stats = bm25_statistics(matrix) if params["weighting"] == "bm25" else {}
+        confidences = confidence(_weighted(matrix, params, stats), params["alpha"])
+        # BLAS at one thread: implicit parallelises over users itself, and a threaded BLAS
+        # under its OpenMP loop was measured 1.1–4x slower (PERFORMANCE.md).
+        with threadpool_limits(1, "blas"):
+            model = als.AlternatingLeastSquares(
+                factors=params["factors"],
+                regularization=params["regularization"],
+                alpha=1.0,  # the confidences above already hold alpha * w
+                dtype=np.float32,
+                use_cg=True,
+                iterations=params["iterations"],
+                num_threads=thread_count(params["threads"]),
+                random_state=library_seed(rng),
+            )
+            model.fit(confidences, show_progress=False)
+        return {
+            "user_factors": model.user_factors,
+            "item_factors": model.item_factors,
+            **stats,
+        }
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        items = arrays["item_factors"]
+        new = users < 0
+        if not new.any():
+            return arrays["user_factors"][users] @ items.T
+        factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
+        factors[~new] = arrays["user_factors"][users[~new]]
+        confidences = confidence(_weighted(rows[new], params, arrays), params["alpha"])
+        factors[new] = fold_in(items, confidences, params["regularization"])
+        return factors @ items.T
+
+    def similar_items(
+        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
+    ) -> np.ndarray:
+        """Cosine between item factors, as ``implicit``'s ``similar_items``."""
+        return cosine_similar_items(arrays["item_factors"], items)
+
+
+@hookimpl
+def register_backends(register):
+    register(ALSBackend())
