@@ -99,6 +99,10 @@ def _buyers(train: Interactions) -> tuple[np.ndarray, int]:
     """Distinct training buyers of each item, and the number of customers who bought anything."""
     m = train.matrix
     bought = m.data != 0
+    if bought.all():  # the usual case: a built matrix stores no zeros
+        counts = np.diff(m.indptr)
+        item_counts = np.bincount(m.indices, minlength=train.n_items)
+        return item_counts, int(np.count_nonzero(counts))
     rows = np.repeat(np.arange(train.n_users), np.diff(m.indptr))
     item_counts = np.bincount(m.indices[bought], minlength=train.n_items)
     n_buyers = int(np.count_nonzero(np.bincount(rows[bought], minlength=train.n_users)))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from growthrec.backends.als import ALSBackend
 from growthrec.backends.contract import Backend, resolve_params
 from growthrec.backends.registry import get_backend
+from growthrec.backends.svd import SVDBackend
 from growthrec.core.interactions import Interactions, rows_from_baskets
 from growthrec.core.model import Model
-from growthrec.core.ranking import top_k_batched
+from growthrec.core.ranking import FactorBatch, top_k_batched, top_k_factors
 from growthrec.core.seeds import resolve_rng
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import DataError, ParameterError, UnknownIdError
@@ -22,6 +24,7 @@ __all__ = [
     "popular_items",
     "recommend",
     "recommend_baskets",
+    "recommend_in_batches",
     "similar_items",
     "user_indices",
 ]
@@ -66,9 +69,22 @@ def user_indices(model: Model, user_ids: Sequence[object]) -> np.ndarray:
     return index
 
 
+class _RowsOf:
+    """Rows ``users`` of ``matrix``, cut out batch by batch (on the ranking threads) rather
+    than copied all at once: ``[start:stop]`` is ``matrix[users[start:stop]]``."""
+
+    def __init__(self, matrix: sp.csr_matrix, users: np.ndarray) -> None:
+        self.matrix = matrix
+        self.users = users
+        self.shape = (users.size, matrix.shape[1])
+
+    def __getitem__(self, index: slice) -> sp.csr_matrix:
+        return self.matrix[self.users[index]]
+
+
 def _ranked(
     model: Model,
-    rows: sp.csr_matrix,
+    rows: sp.csr_matrix | _RowsOf,
     users: np.ndarray,
     k: int,
     *,
@@ -78,21 +94,60 @@ def _ranked(
     n_threads: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     impl = get_backend(model.backend)
-    weighted = apply_weighting(rows, model.weighting)
+
+    def weighted(start: int, stop: int) -> sp.csr_matrix:
+        # Batch by batch: no weighted copy of every row at once, and it runs on the threads.
+        return apply_weighting(rows[start:stop], model.weighting)
+
+    options = {
+        "exclude_rows": rows if exclude_seen else None,
+        "exclude_items": _item_indices(model, exclude_items, "exclude"),
+        "allow_items": _item_indices(model, allow_items, "allow"),
+        "n_threads": n_threads,
+    }
+    factors = _dot_product_factors(impl, model, weighted, users)
+    if factors is not None:
+        user_batch, item_factors = factors
+        return top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
 
     def score_batch(start: int, stop: int) -> np.ndarray:
-        return impl.score(model.arrays, model.params, weighted[start:stop], users[start:stop])
+        return impl.score(model.arrays, model.params, weighted(start, stop), users[start:stop])
 
-    return top_k_batched(
-        score_batch,
-        rows.shape[0],
-        model.train.n_items,
-        k,
-        exclude_rows=rows if exclude_seen else None,
-        exclude_items=_item_indices(model, exclude_items, "exclude"),
-        allow_items=_item_indices(model, allow_items, "allow"),
-        n_threads=n_threads,
-    )
+    return top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
+
+
+def _unit_rows(factors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero), as the svd backend normalises."""
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    return factors / np.where(norms > 0, norms, 1).astype(factors.dtype)
+
+
+def _dot_product_factors(
+    impl: Backend,
+    model: Model,
+    weighted: Callable[[int, int], sp.csr_matrix],
+    users: np.ndarray,
+) -> tuple[FactorBatch, np.ndarray] | None:
+    """User factors (batch by batch) and item factors when ``impl`` scores ``user · item``.
+
+    For the built-in factor models the scores ``score`` returns are exactly these products, so
+    ranking can skip most of them (``top_k_factors``). ``None`` for any other backend, and for
+    ALS customers not seen in training (their fold-in goes through ``score``).
+    """
+    arrays, params = model.arrays, model.params
+    if isinstance(impl, SVDBackend):
+        items = arrays["item_factors"]
+        normalize = params["normalize"]
+
+        def svd_users(start: int, stop: int) -> np.ndarray:
+            user_factors = np.asarray(weighted(start, stop) @ items, dtype=np.float32)
+            return _unit_rows(user_factors) if normalize else user_factors
+
+        return svd_users, _unit_rows(items) if normalize else items
+    if isinstance(impl, ALSBackend) and (users.size == 0 or users.min() >= 0):
+        known = arrays["user_factors"]
+        return (lambda start, stop: known[users[start:stop]]), arrays["item_factors"]
+    return None
 
 
 def _item_indices(model: Model, item_ids: Sequence[object] | None, what: str) -> np.ndarray | None:
@@ -119,10 +174,12 @@ def recommend(
 
     What a user already bought is excluded unless ``exclude_seen`` is False; ``exclude_items``
     and ``allow_items`` are external item ids. Rows are padded with -1 when too few items remain.
+    ``n_threads`` ranks batches of users in parallel (0: every core); the lists do not depend
+    on it.
     """
     users = np.asarray(users, dtype=np.int64)
     every_user = np.array_equal(users, np.arange(model.train.n_users))
-    rows = model.train.matrix if every_user else model.train.matrix[users]
+    rows = model.train.matrix if every_user else _RowsOf(model.train.matrix, users)
     return _ranked(
         model,
         rows,
@@ -133,6 +190,43 @@ def recommend(
         allow_items=allow_items,
         n_threads=n_threads,
     )
+
+
+#: Users per batch of ``recommend_in_batches``: a few MiB of lists and ids at a time.
+EXPORT_BATCH_USERS = 16_384
+
+
+def recommend_in_batches(
+    model: Model,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    batch_users: int = EXPORT_BATCH_USERS,
+    exclude_seen: bool = True,
+    exclude_items: Sequence[object] | None = None,
+    allow_items: Sequence[object] | None = None,
+    n_threads: int = 1,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``recommend`` over ``users`` a batch at a time: (users, items, scores) of each batch.
+
+    For writing every customer's list out as it is made (``growthrec export``): the lists are
+    the same as one ``recommend`` call's, and memory does not grow with the number of users.
+    """
+    if int(batch_users) != batch_users or batch_users < 1:
+        raise ParameterError(f"batch_users={batch_users} must be a whole number of at least 1")
+    users = np.asarray(users, dtype=np.int64)
+    for start in range(0, users.size, int(batch_users)):
+        batch = users[start : start + int(batch_users)]
+        items, scores = recommend(
+            model,
+            batch,
+            k,
+            exclude_seen=exclude_seen,
+            exclude_items=exclude_items,
+            allow_items=allow_items,
+            n_threads=n_threads,
+        )
+        yield batch, items, scores
 
 
 def recommend_baskets(

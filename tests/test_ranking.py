@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from growthrec.core import top_k, top_k_batched
-from growthrec.core.ranking import batch_rows
+from growthrec.core.ranking import batch_rows, top_k_factors
 from growthrec.errors import ParameterError
 
 NEG_INF = -np.inf
@@ -292,3 +294,178 @@ def test_top_k_batched_rejects_bad_arguments():
             1,
             exclude_rows=sp.csr_matrix((3, 3)),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Wide rows: the grouped selection (one maximum per strand of columns) must stay exact.
+# ---------------------------------------------------------------------------------------------
+def sorted_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A full sort of every row by (-score, index), -inf dropped: vectorised for wide rows."""
+    n_items = scores.shape[1]
+    columns = np.broadcast_to(np.arange(n_items), scores.shape)
+    order = np.lexsort((columns, -scores), axis=-1)[:, :k]
+    values = np.take_along_axis(scores, order, axis=1)
+    items = np.where(np.isneginf(values), -1, order).astype(np.int64)
+    if k > n_items:
+        items = np.pad(items, ((0, 0), (0, k - n_items)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, k - n_items)), constant_values=NEG_INF)
+    return items, values
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_rows=st.integers(1, 6),
+    n_items=st.integers(512, 3000),
+    k=st.integers(1, 40),
+    levels=st.sampled_from([3, 20, 0]),
+    excluded=st.sampled_from([0.0, 0.5, 0.995, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_top_k_on_wide_rows_equals_a_full_sort(n_rows, n_items, k, levels, excluded, seed):
+    # levels > 0: a few distinct values, so ties straddle the k-th place and strand maxima tie;
+    # 0: continuous values. ``excluded`` of the cells are -inf (0.995 and 1: fewer than k left).
+    rng = np.random.default_rng(seed)
+    if levels:
+        scores = rng.integers(0, levels, (n_rows, n_items)).astype(np.float32)
+    else:
+        scores = rng.standard_normal((n_rows, n_items)).astype(np.float32)
+    scores[rng.random(scores.shape) < excluded] = NEG_INF
+    assert_top_k_equal(top_k(scores, k), sorted_reference(scores, k))
+
+
+def test_top_k_wide_row_with_the_best_items_in_the_ragged_tail():
+    # 1,000 columns: the columns past the last full strand are always candidates.
+    scores = np.zeros((2, 1000), dtype=np.float32)
+    scores[0, -3:] = [5.0, 7.0, 6.0]
+    scores[1, [0, 999]] = 4.0
+    items, values = top_k(scores, 3)
+    np.testing.assert_array_equal(items, [[998, 999, 997], [0, 999, 1]])
+    np.testing.assert_array_equal(values, [[7, 6, 5], [4, 4, 0]])
+
+
+# ---------------------------------------------------------------------------------------------
+# top_k_factors: skipping items by the norm bound gives the same lists as scoring them all.
+# ---------------------------------------------------------------------------------------------
+@st.composite
+def factor_cases(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n_rows = draw(st.integers(1, 40))
+    n_items = draw(st.integers(1, 300))
+    n_factors = draw(st.integers(1, 6))
+    if draw(st.booleans()):
+        # Small integers: exact scores with many ties (also between blocks) and zeros.
+        users = rng.integers(-2, 3, (n_rows, n_factors)).astype(np.float32)
+        items = rng.integers(-2, 3, (n_items, n_factors)).astype(np.float32)
+    else:
+        # Item norms spread over four orders of magnitude, as in trained models, so the bound
+        # bites. Small integers times a power of two per item: every score is exact in float32
+        # whatever the order of the sums, so both ways of ranking see the very same scores.
+        users = rng.integers(-8, 9, (n_rows, n_factors)).astype(np.float32)
+        scale = 2.0 ** rng.integers(-8, 5, (n_items, 1))
+        items = (rng.integers(-8, 9, (n_items, n_factors)) * scale).astype(np.float32)
+    users[rng.random(n_rows) < 0.1] = 0.0  # users with no signal: every score ties at 0
+    bought = rng.random((n_rows, n_items)) < draw(st.sampled_from([0.0, 0.1, 0.9]))
+    exclude_rows = sp.csr_matrix(bought.astype(np.float32)) if draw(st.booleans()) else None
+    item_index = st.integers(0, n_items - 1)
+    exclude_items = draw(st.none() | st.lists(item_index, max_size=5).map(as_index_array))
+    allow_items = draw(st.none() | st.lists(item_index, max_size=60).map(as_index_array))
+    k = draw(st.integers(1, 12))
+    return users, items, exclude_rows, exclude_items, allow_items, k
+
+
+@settings(max_examples=200, deadline=None)
+@given(factor_cases(), st.sampled_from([None, 7]), st.sampled_from([1, 2]))
+def test_top_k_factors_equals_ranking_every_score(case, batch_size, n_threads):
+    users, items, exclude_rows, exclude_items, allow_items, k = case
+    options = {
+        "exclude_rows": exclude_rows,
+        "exclude_items": exclude_items,
+        "allow_items": allow_items,
+        "batch_size": batch_size,
+        "n_threads": n_threads,
+    }
+    scores = users @ items.T
+    expected = top_k_batched(
+        lambda start, stop: scores[start:stop], users.shape[0], items.shape[0], k, **options
+    )
+    # Tiny blocks, so that even these small catalogues take several blocks and merges.
+    with (
+        mock.patch("growthrec.core.ranking.FIRST_BLOCK_ITEMS", 8),
+        mock.patch("growthrec.core.ranking.BLOCK_CELLS", 256),
+    ):
+        got = top_k_factors(
+            lambda start, stop: users[start:stop], users.shape[0], items, k, **options
+        )
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[1].dtype == np.float32 and got[0].dtype == np.int64
+
+
+def test_top_k_factors_visits_few_items_when_norms_are_skewed(monkeypatch):
+    # Item norms fall off steeply: after the first block the bound rules every other item out.
+    rng = np.random.default_rng(0)
+    items = (rng.standard_normal((5000, 8)) * np.geomspace(10, 1e-3, 5000)[:, None]).astype(
+        np.float32
+    )
+    items = items[rng.permutation(5000)]
+    users = rng.standard_normal((50, 8)).astype(np.float32)
+    widths = []
+    real_matmul = np.matmul
+
+    def counting_matmul(a, b, out=None):
+        widths.append(b.shape[1])
+        return real_matmul(a, b, out=out)
+
+    monkeypatch.setattr("growthrec.core.ranking.np.matmul", counting_matmul)
+    got = top_k_factors(lambda start, stop: users[start:stop], 50, items, 10)
+    monkeypatch.undo()
+    expected = top_k(users @ items.T, 10)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert sum(widths) < 5000 / 2
+
+
+def test_top_k_factors_rejects_bad_arguments():
+    users, items = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    with pytest.raises(ParameterError, match="k=0"):
+        top_k_factors(lambda start, stop: users[start:stop], 2, items, 0)
+    with pytest.raises(ParameterError, match="exclude_rows has shape"):
+        top_k_factors(
+            lambda start, stop: users[start:stop], 2, items, 1, exclude_rows=sp.csr_matrix((2, 5))
+        )
+
+
+@pytest.mark.parametrize(
+    ("backend", "params"),
+    [
+        ("svd", {"factors": 8}),
+        ("svd", {"factors": 8, "normalize": True}),
+        ("als", {"factors": 8, "iterations": 3, "threads": 1}),
+    ],
+)
+def test_recommend_through_factors_equals_scoring_every_item(small_shop, backend, params):
+    """``recommend`` ranks factor models by ``top_k_factors``; the backend's ``score`` agrees."""
+    if backend == "als":
+        pytest.importorskip("implicit")
+    from growthrec.backends.registry import get_backend
+    from growthrec.core.weighting import apply_weighting
+    from growthrec.recommender import fit_model, recommend
+
+    model = fit_model(small_shop, backend, params, seed=0)
+    users = np.arange(small_shop.n_users)
+    impl = get_backend(backend)
+    weighted = apply_weighting(small_shop.matrix, model.weighting)
+    expected = top_k_batched(
+        lambda start, stop: impl.score(model.arrays, model.params, weighted[start:stop], users),
+        small_shop.n_users,
+        small_shop.n_items,
+        7,
+        exclude_rows=small_shop.matrix,
+        exclude_items=np.array([3]),
+        batch_size=small_shop.n_users,
+    )
+    excluded = small_shop.items.external([3]).tolist()
+    for n_threads in (1, 2):
+        got = recommend(model, users, 7, exclude_items=excluded, n_threads=n_threads)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)

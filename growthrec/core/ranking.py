@@ -1,8 +1,19 @@
-"""Top-k ranking of score rows: batched, with exclusions, ties broken by the lower item index."""
+"""Top-k ranking of score rows: batched, with exclusions, ties broken by the lower item index.
+
+Two ways in. ``top_k_batched`` ranks dense score rows that a callable hands over batch by batch.
+``top_k_factors`` ranks the scores of a dot-product model, ``user · item``, without ever
+computing most of them: items are visited in decreasing order of their factor norm, and once a
+user's k-th best score beats ``‖user‖ · ‖item‖`` (Cauchy–Schwarz) for every item not yet
+visited, nothing left can enter the list, so the user is done. Both are exact: the same
+lists as a full sort of every score, ties going to the lower item index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,18 +22,51 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.errors import ParameterError
 
-__all__ = ["ScoreBatch", "batch_rows", "top_k", "top_k_batched"]
+__all__ = [
+    "FactorBatch",
+    "ScoreBatch",
+    "batch_rows",
+    "thread_count",
+    "top_k",
+    "top_k_batched",
+    "top_k_factors",
+]
 
 #: Scores of rows ``start:stop``: a dense float array of shape (stop - start, n_items).
 ScoreBatch = Callable[[int, int], np.ndarray]
+#: Factors of rows ``start:stop``: a float array of shape (stop - start, n_factors).
+FactorBatch = Callable[[int, int], np.ndarray]
 
 #: Bytes of dense scores one batch may hold; keeps memory flat whatever the user count.
 DEFAULT_BATCH_BYTES = 64 * 2**20
+#: Users per batch of ``top_k_factors``.
+FACTOR_BATCH_ROWS = 4096
+#: Items scored in the first block of ``top_k_factors`` (the ones with the largest norms);
+#: the later blocks double in width while users are left who might still gain an item.
+FIRST_BLOCK_ITEMS = 1536
+#: Users who need more than the first block are taken this many at a time, in order of how
+#: far the bound says they must go, so that each group goes no further than its users need.
+GROUP_ROWS = 512
+#: Scores one block of ``top_k_factors`` may hold (32 MiB of float32): wide blocks take
+#: fewer users at a time, so memory stays flat even when no user can stop early.
+BLOCK_CELLS = 8 * 2**20
+#: Rows narrower than this are ranked whole, with one ``np.partition`` (grouping would not pay).
+_GROUPED_MIN_ITEMS = 512
 
 
 def batch_rows(n_items: int, batch_bytes: int = DEFAULT_BATCH_BYTES) -> int:
     """How many score rows of ``n_items`` float32 values fit in ``batch_bytes``."""
     return max(1, batch_bytes // (4 * max(n_items, 1)))
+
+
+def thread_count(n_threads: int) -> int:
+    """``n_threads``, or every core this process may use when it is 0."""
+    if n_threads > 0:
+        return n_threads
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,31 +80,189 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores)
     if scores.dtype.kind != "f":  # negating unsigned scores would wrap around
         scores = scores.astype(np.float64)
+    return _select(scores, k)
+
+
+def _select(
+    scores: np.ndarray, k: int, ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k`` of ``scores`` whose columns are the items ``ids`` (default: 0, 1, 2, ...).
+
+    Ties go to the lower item id. Wide rows take the grouped path (see ``_select_grouped``).
+    """
     n_items = scores.shape[1]
     k_eff = min(k, n_items)
-    if k_eff < n_items:
-        idx = np.argpartition(scores, n_items - k_eff, axis=1)[:, n_items - k_eff :]
-        vals = np.take_along_axis(scores, idx, axis=1)
-        # argpartition picks arbitrarily among items tied with the k-th score; redo such rows.
-        kth = vals.min(axis=1, keepdims=True)
-        n_tied = np.count_nonzero(scores == kth, axis=1)
-        ambiguous = np.flatnonzero(n_tied != np.count_nonzero(vals == kth, axis=1))
-        if ambiguous.size:
-            sub = scores[ambiguous]
-            columns = np.broadcast_to(np.arange(n_items), sub.shape)
-            idx[ambiguous] = np.lexsort((columns, -sub), axis=-1)[:, :k_eff]
-            vals[ambiguous] = np.take_along_axis(sub, idx[ambiguous], axis=1)
+    groups = _group_count(n_items, k_eff)
+    if groups:
+        idx, vals = _select_grouped(scores, k_eff, ids, groups)
     else:
-        idx = np.broadcast_to(np.arange(n_items), scores.shape).copy()
-        vals = scores.copy()
-    order = np.lexsort((idx, -vals), axis=-1)
-    idx = np.take_along_axis(idx, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(vals, order, axis=1)
-    idx[np.isneginf(vals)] = -1
+        idx, vals = _select_plain(scores, k_eff, ids)
     if k_eff < k:
         idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
     return idx, vals
+
+
+def _group_count(n_items: int, k: int) -> int:
+    """How many column groups the grouped selection uses for rows this wide; 0: don't group.
+
+    About sqrt(n_items / k) groups balances its two steps: ranking one maximum per group,
+    then ranking the k * groups candidates of the best k groups.
+    """
+    if n_items < _GROUPED_MIN_ITEMS:
+        return 0
+    groups = int(np.clip(round(np.sqrt(n_items / k)), 4, 128))
+    return groups if n_items // groups >= 4 * k else 0
+
+
+def _select_plain(
+    scores: np.ndarray, k: int, ids: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` <= n_items of each row; ``ids`` are the columns' items, 1-D or per row.
+
+    ``np.partition`` finds each row's k-th score (values only: SIMD, several times faster than
+    ``argpartition``); the columns scoring at least that are the top k, unless the k-th score
+    is tied, where the tied columns with the lowest item ids complete the list.
+    """
+    n_rows, n_items = scores.shape
+    if k < n_items:
+        kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k, None]
+        chosen = scores >= kth
+        tied = np.flatnonzero(np.count_nonzero(chosen, axis=1) != k)
+        if tied.size:
+            sub, cut = scores[tied], kth[tied]
+            if ids is None:
+                tie_ids = np.broadcast_to(np.arange(n_items), sub.shape)
+            else:
+                tie_ids = np.broadcast_to(ids, scores.shape)[tied]
+            equal = sub == cut
+            missing = k - np.count_nonzero(sub > cut, axis=1)  # >= 1 tied column to take
+            lowest = np.sort(np.where(equal, tie_ids, np.iinfo(np.int64).max), axis=1)
+            last_id = np.take_along_axis(lowest, missing[:, None] - 1, axis=1)
+            chosen[tied] = (sub > cut) | (equal & (tie_ids <= last_id))
+            short = tied[np.count_nonzero(chosen[tied], axis=1) != k]
+            if short.size:  # only NaN compares false both ways
+                raise ParameterError(f"scores of row {short[0]} include NaN; they cannot be ranked")
+        idx = np.nonzero(chosen)[1].reshape(n_rows, k)
+        vals = np.take_along_axis(scores, idx, axis=1)
+    else:
+        idx = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+        vals = scores.copy()
+    if ids is None:
+        items = idx.astype(np.int64)
+    elif ids.ndim == 1:
+        items = ids[idx].astype(np.int64, copy=False)
+    else:
+        items = np.take_along_axis(ids, idx, axis=1).astype(np.int64, copy=False)
+    order = np.lexsort((items, -vals), axis=-1)
+    items = np.take_along_axis(items, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    items[np.isneginf(vals)] = -1
+    return items, vals
+
+
+def _select_grouped(
+    scores: np.ndarray, k: int, ids: np.ndarray | None, groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` of wide rows without partitioning whole rows.
+
+    Columns ``j, j + w, j + 2w, ...`` (``w = n_items // groups``) form strand ``j``; one pass
+    of elementwise maxima gives each strand's best score. The k strands with the best maxima
+    hold k items scoring at least the k-th of those maxima ``t``, so every item of the top k
+    scores ``>= t`` and sits in a strand whose maximum is ``>= t``: exactly those k strands,
+    unless another strand's maximum equals ``t``. Such rows (and rows with too few finite
+    scores) go through ``_select_plain``; the others rank only their k strands, plus the
+    ``n_items % groups`` columns past the last full strand, which are always candidates.
+    """
+    n_rows, n_items = scores.shape
+    width = n_items // groups
+    full = width * groups
+    strands = scores[:, :full].reshape(n_rows, groups, width)
+    best = strands.max(axis=1)  # (n_rows, width): elementwise maxima, SIMD over contiguous runs
+    threshold = np.partition(best, width - k, axis=1)[:, width - k, None]
+    chosen = best >= threshold
+    clear = np.count_nonzero(chosen, axis=1) == k
+    chosen[~clear] = False
+    chosen[~clear, :k] = True  # placeholders: these rows are ranked in full below
+    top = np.nonzero(chosen)[1].reshape(n_rows, k)
+    columns = (top[:, :, None] + np.arange(0, full, width)[None, None, :]).reshape(n_rows, -1)
+    if full < n_items:
+        tail = np.broadcast_to(np.arange(full, n_items), (n_rows, n_items - full))
+        columns = np.concatenate([columns, tail], axis=1)
+    candidates = np.take_along_axis(scores, columns, axis=1)
+    column_ids = columns if ids is None else ids[columns]
+    items, vals = _select_plain(candidates, k, column_ids)
+    unclear = np.flatnonzero(~clear)
+    if unclear.size:
+        items[unclear], vals[unclear] = _select_plain(scores[unclear], k, ids)
+    return items, vals
+
+
+def _item_mask(
+    n_items: int, exclude_items: np.ndarray | None, allow_items: np.ndarray | None
+) -> np.ndarray:
+    """True for the items nobody may get (``exclude_items``, or outside ``allow_items``)."""
+    banned = np.zeros(n_items, dtype=bool)
+    if exclude_items is not None:
+        banned[np.asarray(exclude_items, dtype=np.int64)] = True
+    if allow_items is not None:
+        allowed = np.zeros(n_items, dtype=bool)
+        allowed[np.asarray(allow_items, dtype=np.int64)] = True
+        banned |= ~allowed
+    return banned
+
+
+def _check(k: int, exclude_rows: sp.csr_matrix | None, n_rows: int, n_items: int) -> None:
+    if k < 1:
+        raise ParameterError(f"k={k} must be at least 1")
+    if exclude_rows is not None and exclude_rows.shape != (n_rows, n_items):
+        raise ParameterError(
+            f"exclude_rows has shape {exclude_rows.shape}, expected {(n_rows, n_items)}"
+        )
+
+
+def _run_batches(
+    run: Callable[[int], None], starts: Iterable[int], n_threads: int, *, one_blas: bool = False
+) -> None:
+    """``run(start)`` for each batch start, on ``n_threads`` threads with BLAS at one each.
+
+    On one thread BLAS keeps its own threads unless ``one_blas``: right for one large product
+    per batch, wasteful for many small ones.
+    """
+    starts = list(starts)
+    n_threads = thread_count(n_threads)
+    if n_threads <= 1 or len(starts) <= 1:
+        with threadpool_limits(1, "blas") if one_blas else contextlib.nullcontext():
+            for start in starts:
+                run(start)
+        return
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(run, starts))
+
+
+class _Buffers(threading.local):
+    """One reusable float32 work buffer per thread: no fresh pages for every batch."""
+
+    def __init__(self) -> None:
+        self.data = np.empty(0, dtype=np.float32)
+
+    def take(self, n_rows: int, n_cols: int) -> np.ndarray:
+        if self.data.size < n_rows * n_cols:
+            self.data = np.empty(n_rows * n_cols, dtype=np.float32)
+        return self.data[: n_rows * n_cols].reshape(n_rows, n_cols)
+
+
+def _row_entries(rows: sp.csr_matrix | None, start: int, stop: int) -> tuple[np.ndarray, ...]:
+    """Local row number and column of each stored entry of ``rows[start:stop]``.
+
+    ``rows`` is a CSR matrix, or anything whose ``[start:stop]`` is one (rows cut out of a
+    larger matrix batch by batch, say).
+    """
+    if rows is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    part = rows[start:stop]
+    counts = np.diff(part.indptr)
+    return np.repeat(np.arange(stop - start, dtype=np.int64), counts), part.indices
 
 
 def top_k_batched(
@@ -79,42 +281,176 @@ def top_k_batched(
 
     ``exclude_rows`` (one CSR row per score row, e.g. what each user already bought) and
     ``exclude_items`` (for everybody) are never returned; when ``allow_items`` is given only
-    those items can be. With ``n_threads`` > 1 batches run on a thread pool with BLAS capped
-    at one thread each, so the cores are not oversubscribed.
+    those items can be. With ``n_threads`` > 1 (0: every core) batches run on a thread pool
+    with BLAS capped at one thread each, so the cores are not oversubscribed.
     """
-    if k < 1:
-        raise ParameterError(f"k={k} must be at least 1")
-    if exclude_rows is not None and exclude_rows.shape != (n_rows, n_items):
-        raise ParameterError(
-            f"exclude_rows has shape {exclude_rows.shape}, expected {(n_rows, n_items)}"
-        )
-    banned = np.zeros(n_items, dtype=bool)
-    if exclude_items is not None:
-        banned[np.asarray(exclude_items, dtype=np.int64)] = True
-    if allow_items is not None:
-        allowed = np.zeros(n_items, dtype=bool)
-        allowed[np.asarray(allow_items, dtype=np.int64)] = True
-        banned |= ~allowed
-    banned_items = np.flatnonzero(banned)
+    _check(k, exclude_rows, n_rows, n_items)
+    banned_items = np.flatnonzero(_item_mask(n_items, exclude_items, allow_items))
     size = batch_size or batch_rows(n_items)
     items = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    buffers = _Buffers()
 
     def run(start: int) -> None:
         stop = min(start + size, n_rows)
-        batch = np.array(score_batch(start, stop), dtype=np.float32, copy=True)
+        # A copy into this thread's buffer: exclusions are written into it, never into an
+        # array the caller may still hold.
+        batch = buffers.take(stop - start, n_items)
+        np.copyto(batch, score_batch(start, stop), casting="unsafe")
         if banned_items.size:
             batch[:, banned_items] = -np.inf
-        if exclude_rows is not None:
-            seen = exclude_rows[start:stop]
-            batch[np.repeat(np.arange(stop - start), np.diff(seen.indptr)), seen.indices] = -np.inf
-        items[start:stop], scores[start:stop] = top_k(batch, k)
+        rows, columns = _row_entries(exclude_rows, start, stop)
+        if rows.size:
+            batch.reshape(-1)[rows * n_items + columns] = -np.inf
+        items[start:stop], scores[start:stop] = _select(batch, k)
 
-    starts = range(0, n_rows, size)
-    if n_threads <= 1 or len(starts) <= 1:
-        for start in starts:
-            run(start)
-    else:
-        with threadpool_limits(1, "blas"), ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(run, starts))
+    _run_batches(run, range(0, n_rows, size), n_threads)
     return items, scores
+
+
+def top_k_factors(
+    user_batch: FactorBatch,
+    n_rows: int,
+    item_factors: np.ndarray,
+    k: int,
+    *,
+    exclude_rows: sp.csr_matrix | None = None,
+    exclude_items: np.ndarray | None = None,
+    allow_items: np.ndarray | None = None,
+    batch_size: int | None = None,
+    n_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` items of the scores ``user_batch(start, stop) @ item_factors.T``, in float32.
+
+    The same result as ``top_k_batched`` over those scores (exclusions, ties, padding and
+    threads alike), but the items are visited in blocks by decreasing factor norm and a user
+    stops as soon as no unvisited item can reach their k-th score: ``u · v <= ‖u‖ ‖v‖``. With
+    the skewed norms of real factor models most users stop after the first block, so most
+    scores are never computed. Nothing is approximated; the bound carries a margin for
+    float32 rounding.
+    """
+    item_factors = np.asarray(item_factors, dtype=np.float32)
+    n_items, n_factors = item_factors.shape
+    _check(k, exclude_rows, n_rows, n_items)
+    pool = np.flatnonzero(~_item_mask(n_items, exclude_items, allow_items))
+    norms = np.sqrt(np.square(item_factors[pool], dtype=np.float64).sum(axis=1))
+    by_norm = np.argsort(-norms, kind="stable")
+    ordered_ids = pool[by_norm]  # the item at each visiting position
+    falling_norms = norms[by_norm]
+    ordered = np.ascontiguousarray(item_factors[ordered_ids])
+    position = np.full(n_items, -1, dtype=np.int64)  # visiting position of each item
+    position[ordered_ids] = np.arange(ordered_ids.size)
+    # A float32 dot product is within n_factors * eps of its exact value, relative to the
+    # bound; this margin makes the bound safe whatever the rounding.
+    margin = 1.0 + max(1e-4, 8 * n_factors * float(np.finfo(np.float32).eps))
+    size = batch_size or FACTOR_BATCH_ROWS
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    buffers = _Buffers()
+
+    def run(start: int) -> None:
+        stop = min(start + size, n_rows)
+        users = np.ascontiguousarray(user_batch(start, stop), dtype=np.float32)
+        rows, columns = _row_entries(exclude_rows, start, stop)
+        at = position[columns]
+        items[start:stop], scores[start:stop] = _rank_by_norm(
+            users,
+            ordered,
+            ordered_ids,
+            falling_norms,
+            rows[at >= 0],
+            at[at >= 0],
+            k,
+            margin,
+            buffers,
+        )
+
+    # Many small products (a block of users by a block of items): BLAS threads only add work.
+    _run_batches(run, range(0, n_rows, size), n_threads, one_blas=True)
+    return items, scores
+
+
+def _rank_by_norm(
+    users: np.ndarray,
+    ordered: np.ndarray,
+    ordered_ids: np.ndarray,
+    falling_norms: np.ndarray,
+    seen_rows: np.ndarray,
+    seen_at: np.ndarray,
+    k: int,
+    margin: float,
+    buffers: _Buffers,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of ``top_k_factors``: items in visiting order, block by block.
+
+    ``seen_rows``/``seen_at`` are the excluded (row, visiting position) pairs of the batch.
+    Every user gets the first block. The bound then says how far each of the others must go
+    (their reach); they are sorted by it and taken in groups, each group going only as far
+    as its own users need, and stopping early where their lists improve on the way.
+    """
+    n_users = users.shape[0]
+    n_pool = ordered.shape[0]
+    rising = -falling_norms
+    user_norms = np.sqrt(np.square(users, dtype=np.float64).sum(axis=1))
+    best_ids = np.full((n_users, k), -1, dtype=np.int64)
+    best = np.full((n_users, k), -np.inf, dtype=np.float32)
+    reach = np.full(n_users, n_pool)  # how far in visiting order each user must go
+
+    def visit(rows: np.ndarray, lo: int, hi: int, at_rows: np.ndarray, at: np.ndarray) -> None:
+        """Score items lo:hi for ``rows``, with exclusions (``at_rows`` index into ``rows``)."""
+        block = buffers.take(rows.size, hi - lo)
+        np.matmul(users[rows], ordered[lo:hi].T, out=block)
+        if at.size:
+            block.reshape(-1)[at_rows * (hi - lo) + (at - lo)] = -np.inf
+        new_ids, new = _select(block, k, ordered_ids[lo:hi])
+        if lo:  # merge with what earlier blocks found: an exact top k of the 2k candidates
+            merged_ids = np.concatenate([best_ids[rows], new_ids], axis=1)
+            merged = np.concatenate([best[rows], new], axis=1)
+            order = np.lexsort((merged_ids, -merged), axis=-1)[:, :k]
+            new_ids = np.take_along_axis(merged_ids, order, axis=1)
+            new = np.take_along_axis(merged, order, axis=1)
+        best_ids[rows], best[rows] = new_ids, new
+        # Items past position p score at most ‖u‖ * norm[p]; once that is below the user's
+        # k-th score, the rest cannot enter. A k-th score <= 0 bounds nothing.
+        kth = new[:, -1].astype(np.float64)
+        positive = np.flatnonzero(kth > 0)
+        limit = np.full(rows.size, n_pool)
+        bound = kth[positive] / (user_norms[rows[positive]] * margin)
+        limit[positive] = np.searchsorted(rising, -bound, "right")
+        reach[rows] = limit
+
+    first = min(n_pool, max(min(FIRST_BLOCK_ITEMS, BLOCK_CELLS // n_users), 4 * k, 64))
+    early = seen_at < first
+    visit(np.arange(n_users), 0, first, seen_rows[early], seen_at[early])
+    left = np.flatnonzero(reach > first)
+    if not left.size:
+        best_ids[np.isneginf(best)] = -1
+        return best_ids, best
+    left = left[np.argsort(reach[left], kind="stable")]
+    # The exclusions still to come, of the users left, grouped in the order of ``left``.
+    slot = np.full(n_users, -1, dtype=np.int64)
+    slot[left] = np.arange(left.size)
+    later = ~early & (slot[seen_rows] >= 0)
+    later_slot, later_at = slot[seen_rows[later]], seen_at[later]
+    order = np.argsort(later_slot, kind="stable")
+    later_slot, later_at = later_slot[order], later_at[order]
+    group_size = max(1, GROUP_ROWS)
+    for start in range(0, left.size, group_size):
+        group = left[start : start + group_size]
+        lo_entry, hi_entry = np.searchsorted(later_slot, [start, start + group.size])
+        at_rows, at = later_slot[lo_entry:hi_entry] - start, later_at[lo_entry:hi_entry]
+        active = np.arange(group.size)  # positions in ``group``
+        lo, width = first, first
+        while active.size:
+            # Doubling steps: each one raises the users' k-th scores, which shortens the reach.
+            width = max(min(width, BLOCK_CELLS // active.size), 4 * k, 64)
+            hi = min(lo + width, int(reach[group[active]].max()))
+            position = np.full(group.size, -1, dtype=np.int64)
+            position[active] = np.arange(active.size)
+            inside = (at < hi) & (position[at_rows] >= 0)
+            visit(group[active], lo, hi, position[at_rows[inside]], at[inside])
+            at_rows, at = at_rows[at >= hi], at[at >= hi]
+            active = active[reach[group[active]] > hi]
+            lo, width = hi, 2 * width
+    best_ids[np.isneginf(best)] = -1
+    return best_ids, best
