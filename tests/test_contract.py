@@ -58,6 +58,9 @@ def _backend_names() -> list[str]:
 
 @pytest.fixture(params=_backend_names())
 def backend(request) -> str:
+    """A backend name; skipped where an optional module its fit needs is not installed."""
+    for module in getattr(get_backend(request.param), "requires", ()):
+        pytest.importorskip(module, reason=f"{request.param} needs {module} (an optional extra)")
     return request.param
 
 

@@ -137,6 +137,8 @@ class ALSBackend:
     """Implicit ALS (``implicit``'s CPU model); new customers folded in by an exact solve."""
 
     name = "als"
+    #: Optional modules fitting needs (growthrec[als]).
+    requires = ("implicit",)
     description = (
         "Implicit ALS with confidence weights (Hu, Koren & Volinsky 2008), via the implicit "
         'library: pip install "growthrec[als]"'

@@ -66,6 +66,8 @@ class BPRBackend:
     """BPR matrix factorisation (``implicit``'s CPU model); baskets folded in by projection."""
 
     name = "bpr"
+    #: Optional modules fitting needs (growthrec[als]).
+    requires = ("implicit",)
     description = (
         "Bayesian personalised ranking (Rendle et al. 2009), via the implicit library: "
         'pip install "growthrec[als]"'

@@ -79,6 +79,7 @@ class Backend(Protocol):
     Matrices are float32 CSR users x items, already weighted (see ``growthrec.core.weighting``).
     Optional method: ``similar_items(arrays, params, items) -> (len(items), n_items)`` scores;
     without it, an item's neighbours are the scores of a basket holding only that item.
+    Optional attribute: ``requires``, names of optional modules ``fit`` needs.
     """
 
     name: str

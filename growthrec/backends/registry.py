@@ -34,6 +34,7 @@ BUILTIN_MODULES = (
     "growthrec.backends.bpr",
     "growthrec.backends.itemknn",
     "growthrec.backends.ease",
+    "growthrec.backends.spark",
 )
 
 

@@ -7,13 +7,33 @@ import sys
 from collections.abc import Sequence
 
 from growthrec import __version__
-from growthrec.cli import backends_command, demo, evaluate, generate, recommend, train, tune
+from growthrec.cli import (
+    backends_command,
+    demo,
+    evaluate,
+    export,
+    generate,
+    recommend,
+    spark_train,
+    train,
+    tune,
+)
 from growthrec.cli.output import Output
 from growthrec.errors import GrowthrecError
 
 __all__ = ["main"]
 
-COMMANDS = (generate, train, recommend, evaluate, tune, backends_command, demo)
+COMMANDS = (
+    generate,
+    train,
+    spark_train,
+    recommend,
+    export,
+    evaluate,
+    tune,
+    backends_command,
+    demo,
+)
 
 
 class _UsageError(Exception):

@@ -1,0 +1,141 @@
+"""``als-spark``: implicit ALS trained by Spark (``pyspark.ml``), scored with numpy alone.
+
+(Named ``als-spark`` rather than ``spark-als`` so that it lists beside ``als``.)
+
+Fitted by ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``, an optional dependency:
+``pip install "growthrec[spark]"``. Without it the backend still registers, so its model files
+load and score anywhere (scoring needs no Spark), and fitting says how to install it. Large data
+is trained from the files themselves with ``growthrec spark-train`` (``growthrec.spark``); this
+backend's ``fit`` trains an in-memory matrix the same way, on a local Spark session.
+
+Spark's implicit ALS (Hu, Koren & Volinsky 2008, as in Spark's ``ALS.scala``): a pair with
+value r > 0 has preference 1 and confidence ``C = 1 + alpha * r``; unbought pairs have
+preference 0 and confidence 1. Note the 1: the ``als`` backend's (implicit's) confidence is
+``alpha * r``. The penalty is ALS-WR's: a user's ``λ`` is multiplied by the number of items
+they bought (an item's by its number of buyers), so ``regularization`` is not on the same scale
+as ``als``'s.
+
+Known customers are scored with their learned factors, ``x_u · Y``. A customer not seen in
+training is folded in with the exact least-squares step Spark's ALS takes for a user given the
+item factors, ALS-WR penalty included (``fold_in``): since Spark's last half-step solves the
+users, folding in a training customer's own row gives back their factors (to float precision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.backends._implicit import cosine_similar_items, library_seed
+from growthrec.backends.als import fold_in as als_fold_in
+from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.hookspecs import hookimpl
+
+__all__ = ["SparkALSBackend", "fold_in", "spark_confidences"]
+
+
+def spark_confidences(rows: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
+    """Rows in the convention of ``growthrec.backends.als.fold_in``, with Spark's confidences.
+
+    A value r > 0 becomes ``1 + alpha * r`` (preference 1); r < 0 becomes ``-(1 + alpha * |r|)``
+    (preference 0, the same confidence, as Spark treats it); zeros are dropped, as Spark ignores
+    them.
+    """
+    rows = sp.csr_matrix(rows, dtype=np.float32, copy=True)
+    rows.eliminate_zeros()
+    confidence = np.float32(1.0) + np.float32(alpha) * np.abs(rows.data)
+    rows.data = np.where(rows.data > 0, confidence, -confidence).astype(np.float32)
+    return rows
+
+
+def fold_in(
+    item_factors: np.ndarray, rows: sp.csr_matrix, alpha: float, regularization: float
+) -> np.ndarray:
+    """User factors of new customers from their (weighted) rows, given fixed item factors.
+
+    Spark's implicit ALS step for one user: ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λ n_u I)⁻¹ Yᵀ C_u p_u``
+    with ``C_u = 1 + alpha * r`` and ``n_u`` the number of the row's positive values (ALS-WR),
+    checked against ``ALS.scala``'s ``computeFactors`` (Spark 3.5 and 4). Solved by
+    ``growthrec.backends.als.fold_in``, once per distinct ``n_u`` in the batch; an empty row
+    gets zero factors.
+    """
+    confidences = spark_confidences(rows, alpha)
+    n_rows = rows.shape[0]
+    stored = np.diff(confidences.indptr)
+    positives = np.bincount(
+        np.repeat(np.arange(n_rows), stored), weights=confidences.data > 0, minlength=n_rows
+    ).astype(np.int64)
+    out = np.zeros((n_rows, item_factors.shape[1]), dtype=np.float32)
+    for count in np.unique(positives[stored > 0]):
+        chosen = np.flatnonzero((positives == count) & (stored > 0))
+        out[chosen] = als_fold_in(item_factors, confidences[chosen], regularization * count)
+    return out
+
+
+class SparkALSBackend:
+    """Implicit ALS fitted by Spark's ``pyspark.ml``; new customers folded in by an exact solve."""
+
+    name = "als-spark"
+    #: Optional modules fitting needs (growthrec[spark]); scoring a saved model needs none.
+    requires = ("pyspark",)
+    description = (
+        "Implicit ALS trained on Spark (pyspark.ml ALS, implicitPrefs): 'growthrec spark-train' "
+        'for data one machine cannot hold; scoring needs no Spark. pip install "growthrec[spark]"'
+    )
+    params = (
+        Param("factors", 64, "number of latent factors (Spark's rank)", minimum=1),
+        Param(
+            "regularization",
+            0.1,
+            "Spark's regParam: λ, multiplied by each user's (item's) number of pairs (ALS-WR)",
+            minimum=0,
+        ),
+        Param(
+            "alpha",
+            1.0,
+            "confidence scale: a bought pair counts C = 1 + alpha * weight (Spark's convention)",
+            minimum=0,
+        ),
+        Param("iterations", 15, "ALS sweeps (Spark's maxIter)", minimum=1),
+        Param(
+            "blocks",
+            0,
+            "Spark's numUserBlocks and numItemBlocks; 0: Spark's default (10). Set near the "
+            "cluster's cores for large data",
+            minimum=0,
+        ),
+    )
+
+    def fit(
+        self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
+    ) -> Arrays:
+        from growthrec.spark import fit_matrix, import_pyspark
+
+        import_pyspark(f"backend {self.name!r}")
+        return fit_matrix(matrix, params, library_seed(rng))
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        items = arrays["item_factors"]
+        new = users < 0
+        if not new.any():
+            return arrays["user_factors"][users] @ items.T
+        factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
+        factors[~new] = arrays["user_factors"][users[~new]]
+        factors[new] = fold_in(items, rows[new], params["alpha"], params["regularization"])
+        return factors @ items.T
+
+    def similar_items(
+        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
+    ) -> np.ndarray:
+        """Cosine between item factors (as the ``als`` backend)."""
+        return cosine_similar_items(arrays["item_factors"], items)
+
+
+@hookimpl
+def register_backends(register):
+    register(SparkALSBackend())

@@ -1,0 +1,241 @@
+"""``growthrec export``: the top-N of every customer (or of some) to a Parquet or CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from growthrec.atomic import atomic_write
+from growthrec.cli.options import add_json_option, positive_int
+from growthrec.cli.output import Output
+from growthrec.core.interactions import IdMap
+from growthrec.core.model import Model
+from growthrec.core.ranking import thread_count
+from growthrec.errors import DataError, ParameterError
+from growthrec.modelfile import load_model
+from growthrec.recommender import EXPORT_BATCH_USERS, recommend_in_batches, user_indices
+
+__all__ = ["add_parser", "output_format", "read_user_ids", "write_recommendations"]
+
+#: File suffix -> format, as ``growthrec.tables`` reads them back.
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv.gz"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write the top-N of every customer to a Parquet or CSV file",
+        description="Write the top-N items of every customer in a model's training data (or of "
+        "the customers given) to one file, one row per recommendation: user_id, rank, item_id, "
+        "score. The file is written batch by batch and appears only once complete.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="model file written by 'train'")
+    p.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="the file to write: .parquet, .csv or .csv.gz (the suffix picks the format)",
+    )
+    p.add_argument("--n", type=positive_int, default=10, help="items per customer (default: 10)")
+    p.add_argument(
+        "--user-id",
+        "--user_id",
+        dest="user_ids",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="USER",
+        help="only these customers (default: every customer of the model)",
+    )
+    p.add_argument(
+        "--users-file",
+        type=Path,
+        default=None,
+        help="only the customers listed in this text file, one id per line",
+    )
+    p.add_argument(
+        "--include-purchased",
+        action="store_true",
+        help="allow items the customer already bought (excluded by default)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="ranking threads (default: every core this process may use)",
+    )
+    add_json_option(p)
+    p.set_defaults(run=run)
+
+
+def output_format(path: Path) -> str:
+    """``"parquet"``, ``"csv"`` or ``"csv.gz"`` from the file name; anything else is an error."""
+    name = path.name.lower()
+    for suffix, kind in sorted(_FORMATS.items(), key=lambda item: -len(item[0])):
+        if name.endswith(suffix):
+            return kind
+    raise ParameterError(
+        f"--output {path}: unknown file type; use a name ending in .parquet, .csv or .csv.gz"
+    )
+
+
+def read_user_ids(path: Path) -> list[str]:
+    """Customer ids from a text file, one per line; blank lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such users file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file of customer ids") from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: the users file lists no customer ids")
+    return ids
+
+
+def _id_type(ids: IdMap) -> pa.DataType:
+    return pa.int64() if ids.kind == "int" else pa.string()
+
+
+def _schema(model: Model) -> pa.Schema:
+    return pa.schema(
+        [
+            ("user_id", _id_type(model.train.users)),
+            ("rank", pa.int32()),
+            ("item_id", _id_type(model.train.items)),
+            ("score", pa.float32()),
+        ]
+    )
+
+
+def _rows(
+    model: Model, schema: pa.Schema, users: np.ndarray, items: np.ndarray, scores: np.ndarray
+) -> pa.Table:
+    """One batch in long form, external ids; the -1 padding of short lists is left out."""
+    keep = items >= 0
+    n_kept = keep.sum(axis=1)
+    ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1, dtype=np.int32), items.shape)
+    columns = [
+        model.train.users.external(np.repeat(users, n_kept)),
+        ranks[keep],
+        model.train.items.external(items[keep]),
+        scores[keep].astype(np.float32, copy=False),
+    ]
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+@contextlib.contextmanager
+def _table_writer(handle: BinaryIO, kind: str, schema: pa.Schema) -> Iterator[Any]:
+    """A Parquet or CSV writer into ``handle`` that takes one table (batch) at a time."""
+    if kind == "parquet":
+        writer = pq.ParquetWriter(handle, schema)
+        try:
+            yield writer
+        finally:
+            writer.close()
+        return
+    # gzip.GzipFile leaves ``handle`` open, so atomic_write can still fsync it.
+    stream = gzip.GzipFile(fileobj=handle, mode="wb") if kind == "csv.gz" else handle
+    try:
+        writer = pa_csv.CSVWriter(stream, schema)
+        try:
+            yield writer
+        finally:
+            writer.close()
+    finally:
+        if stream is not handle:
+            stream.close()
+
+
+def _selected_users(model: Model, args: argparse.Namespace) -> np.ndarray:
+    wanted = list(args.user_ids)
+    if args.users_file is not None:
+        wanted += read_user_ids(args.users_file)
+    if not wanted:
+        return np.arange(model.train.n_users)
+    return user_indices(model, wanted)
+
+
+def write_recommendations(
+    model: Model,
+    users: np.ndarray,
+    path: Path,
+    n: int = 10,
+    *,
+    exclude_seen: bool = True,
+    n_threads: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Write the top ``n`` of ``users`` (row indices) to ``path`` batch by batch, atomically.
+
+    The format follows the suffix (``output_format``); ``on_batch(customers done)`` is called
+    after each batch. Returns the number of rows written.
+    """
+    kind = output_format(path)
+    schema = _schema(model)
+    n_rows = 0
+    with atomic_write(path) as handle, _table_writer(handle, kind, schema) as writer:
+        batches = recommend_in_batches(
+            model, users, n, exclude_seen=exclude_seen, n_threads=thread_count(n_threads)
+        )
+        done = 0
+        for batch_users, items, scores in batches:
+            table = _rows(model, schema, batch_users, items, scores)
+            writer.write_table(table)
+            n_rows += table.num_rows
+            done += batch_users.size
+            if on_batch is not None:
+                on_batch(done)
+    return n_rows
+
+
+def run(args: argparse.Namespace, out: Output) -> None:
+    kind = output_format(args.output)
+    model = load_model(args.model)
+    users = _selected_users(model, args)
+    n_batches = max(1, -(-users.size // EXPORT_BATCH_USERS))
+    start = time.perf_counter()
+    with out.steps(n_batches) as steps:
+        steps.step(f"ranking and writing: 0 of {users.size:,} customers")
+        n_rows = write_recommendations(
+            model,
+            users,
+            args.output,
+            args.n,
+            exclude_seen=not args.include_purchased,
+            n_threads=args.threads or 0,
+            on_batch=lambda done: steps.step(
+                f"ranking and writing: {done:,} of {users.size:,} customers"
+            ),
+        )
+    seconds = time.perf_counter() - start
+    summary = {
+        "output": str(args.output),
+        "format": kind,
+        "model": str(args.model),
+        "n": args.n,
+        "users": int(users.size),
+        "rows": n_rows,
+        "seconds": round(seconds, 3),
+    }
+    out.emit_json(summary)
+    rows = [
+        ("file", f"{args.output} ({kind})"),
+        ("customers", f"{users.size:,}"),
+        ("rows (customer, rank, item, score)", f"{n_rows:,}"),
+        ("items per customer", str(args.n)),
+        ("time", f"{seconds:.2f} s"),
+    ]
+    out.print(out.table(["", "value"], rows, title="Recommendations exported"))

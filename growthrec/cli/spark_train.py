@@ -1,0 +1,286 @@
+"""``growthrec spark-train``: fit ``als-spark`` on Spark from CSV/Parquet files, save the model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import attrs
+
+from growthrec.cli.options import (
+    add_backend_options,
+    add_json_option,
+    backend_params,
+    positive_int,
+)
+from growthrec.cli.output import Output, human_bytes
+from growthrec.cli.train import model_path_for
+from growthrec.core.interactions import IdMap
+from growthrec.errors import DataError, ParameterError
+from growthrec.modelfile import save_model
+from growthrec.presets import PRESETS, Preset, catalog_for, get_preset
+from growthrec.spark import BACKEND, DEFAULT_MASTER, SparkLoadReport, spark_training
+from growthrec.tables import Cleaning, Columns
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "spark-train",
+        help="train implicit ALS on Spark, from files one machine cannot hold",
+        description="Read transactions with Spark (local or on a cluster), clean them as "
+        "'growthrec train' does, fit Spark's implicit ALS and write the same .npz model file as "
+        "every backend (backend als-spark): recommend, evaluate and serving need no Spark. "
+        'Needs pyspark and Java: pip install "growthrec[spark]".',
+    )
+    data = p.add_argument_group("input data (read by Spark)")
+    data.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="transactions: a CSV (.csv, .csv.gz) or Parquet file, directory or glob that Spark "
+        "can read (a local path, hdfs://, s3a://, gs://, ...); repeat for several",
+    )
+    data.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        default=None,
+        help="the files' format (default: from the names; needed for a directory without one)",
+    )
+    data.add_argument(
+        "--preset", default=None, help=f"column options of a known dataset: {', '.join(PRESETS)}"
+    )
+    data.add_argument("--user-col", default=None, help="user (customer) id column (user_id)")
+    data.add_argument("--item-col", default=None, help="item (product) id column (item_id)")
+    data.add_argument(
+        "--weight-col", default=None, help="weight column, e.g. a quantity ('quantity' if present)"
+    )
+    data.add_argument(
+        "--time-col",
+        default=None,
+        help="event time column, ISO date/time or Unix seconds ('timestamp' if present)",
+    )
+    data.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="item catalogue file on this machine (default: the preset's, or items.csv beside "
+        "a single local --data, if any)",
+    )
+    data.add_argument(
+        "--catalog-item-col", default=None, help="item id column of the catalogue (item_id)"
+    )
+    clean = p.add_argument_group("cleaning (as 'growthrec train'; each rule's rows are reported)")
+    clean.add_argument(
+        "--min-weight",
+        type=float,
+        default=None,
+        help="keep rows whose weight is at least this, e.g. 4 for 1-5 star ratings",
+    )
+    clean.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="refuse rows with a missing user or item instead of dropping them",
+    )
+    clean.add_argument(
+        "--keep-nonpositive",
+        action="store_true",
+        help="refuse rows with a zero or negative weight (returns) instead of dropping them",
+    )
+    clean.add_argument(
+        "--keep-duplicates", action="store_true", help="keep rows that repeat another row exactly"
+    )
+    clean.add_argument(
+        "--require-positive",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="also drop rows where numeric column COL is not > 0 (e.g. UnitPrice); repeatable",
+    )
+    clean.add_argument(
+        "--min-user-interactions",
+        type=positive_int,
+        default=1,
+        help="k-core: customers need this many distinct items (default 1: off)",
+    )
+    clean.add_argument(
+        "--min-item-interactions",
+        type=positive_int,
+        default=1,
+        help="k-core: items need this many distinct customers (default 1: off)",
+    )
+    spark = p.add_argument_group("Spark")
+    spark.add_argument(
+        "--master",
+        default=None,
+        help=f"Spark master URL: local[*], local[4], spark://host:7077, yarn, k8s://... "
+        f"(default: {DEFAULT_MASTER})",
+    )
+    spark.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting, e.g. spark.executor.memory=8g or spark.driver.memory=8g; repeatable",
+    )
+    spark.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="a directory all executors can write (hdfs://, s3a://, ...) for reliable "
+        "checkpoints (k-core rounds; ALS every 10 iterations)",
+    )
+    add_backend_options(p, model_flag=False)
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("models"),
+        help=f"a directory (writes {BACKEND}.npz in it) or a .npz path (default: models/)",
+    )
+    add_json_option(p)
+    p.set_defaults(run=run)
+
+
+def spark_conf(items: list[str]) -> dict[str, str]:
+    """``--conf KEY=VALUE`` pairs as a dict (a later value for a key wins)."""
+    conf: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(
+                f"--conf {item!r}: expected KEY=VALUE, e.g. --conf spark.executor.memory=8g"
+            )
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def _data_options(args: argparse.Namespace) -> tuple[Columns, Cleaning, Preset | None]:
+    """Columns and cleaning from the command line, as 'growthrec train' builds them."""
+    preset = get_preset(args.preset) if args.preset else None
+    base = preset.columns if preset else Columns()
+    columns = Columns(
+        args.user_col or base.user,
+        args.item_col or base.item,
+        args.weight_col or base.weight,
+        args.time_col or base.time,
+    )
+    cleaning = Cleaning(
+        drop_missing=not args.keep_missing,
+        drop_nonpositive=not args.keep_nonpositive,
+        drop_duplicates=not args.keep_duplicates,
+        min_weight=args.min_weight,
+        require_positive=tuple(
+            dict.fromkeys([*(preset.require_positive if preset else ()), *args.require_positive])
+        ),
+        min_user_interactions=args.min_user_interactions,
+        min_item_interactions=args.min_item_interactions,
+    )
+    return columns, cleaning, preset
+
+
+def _local_data(paths: list[str]) -> Path | None:
+    """The one --data path as a local file, when it is one (the default catalogue is beside it)."""
+    if len(paths) != 1:
+        return None
+    path = paths[0].removeprefix("file://")
+    if "://" in path or not Path(path).is_file():
+        return None
+    return Path(path)
+
+
+def _catalog(
+    args: argparse.Namespace, preset: Preset | None, items: IdMap
+) -> tuple[dict, Path | None]:
+    local = _local_data(args.data)
+    if local is None and args.catalog is None:
+        return {}, None
+    return catalog_for(
+        preset,
+        local if local is not None else args.catalog,
+        items,
+        catalog_path=args.catalog,
+        item_column=args.catalog_item_col,
+    )
+
+
+def _data_table(out: Output, report: SparkLoadReport):
+    rows = [("rows read", f"{report.rows_read:,}")]
+    rows += [(f"dropped: {rule}", f"{n:,}") for rule, n in report.dropped.items()]
+    rows += [
+        ("rows kept", f"{report.rows_kept:,}"),
+        ("customers x items", f"{report.n_users:,} x {report.n_items:,}"),
+        ("distinct pairs", f"{report.n_pairs:,}"),
+    ]
+    title = f"Data ({report.file_format}, read by Spark): {', '.join(report.paths)}"
+    return out.table(["", "value"], rows, title=title, numeric=["value"])
+
+
+def run(args: argparse.Namespace, out: Output) -> None:
+    columns, cleaning, preset = _data_options(args)
+    conf = spark_conf(args.conf)
+    if args.catalog is not None and not args.catalog.is_file():
+        raise DataError(f"{args.catalog}: no such file")
+    with out.steps(3) as steps:
+        steps.step(f"training on Spark ({args.master or DEFAULT_MASTER})")
+        result = spark_training(
+            args.data,
+            columns,
+            params=backend_params(args),
+            cleaning=cleaning,
+            weighting=args.weighting or "binary",
+            seed=args.seed,
+            master=args.master,
+            spark_conf=conf,
+            file_format=args.format,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+        steps.step("reading the catalogue")
+        model = result.model
+        attributes, catalog = _catalog(args, preset, model.train.items)
+        if attributes:
+            model = attrs.evolve(model, item_attributes=attributes)
+        steps.step("writing the model file")
+        path = save_model(model, model_path_for(args.output, BACKEND))
+    data, report = model.train, result.report
+    seconds = {name: round(value, 3) for name, value in result.seconds.items()}
+    summary = {
+        "model_file": str(path),
+        "backend": model.backend,
+        "params": dict(model.params),
+        "weighting": model.weighting,
+        "seed": model.seed,
+        "master": result.master,
+        "spark_version": result.spark_version,
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": data.nnz,
+        "density": data.density,
+        "catalog_file": str(catalog) if catalog else None,
+        "data": report.as_dict(),
+        "cleaning": dict(report.dropped),
+        "fit_seconds": seconds["als"],
+        "seconds": seconds,
+        "file_bytes": path.stat().st_size,
+    }
+    out.emit_json(summary)
+    rows = [
+        ("backend", model.backend),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items())),
+        ("weighting", model.weighting),
+        ("Spark", f"{result.spark_version} on {result.master}"),
+        ("users", f"{data.n_users:,}"),
+        ("items", f"{data.n_items:,}"),
+        ("interactions (distinct pairs)", f"{data.nnz:,}"),
+        ("density", f"{data.density:.4%}"),
+        ("catalogue", str(catalog) if catalog else "-"),
+        (
+            "time",
+            f"{seconds['total']:.1f} s (Spark start {seconds['session']:.1f} s, read and clean "
+            f"{seconds['load']:.1f} s, ALS {seconds['als']:.1f} s)",
+        ),
+        ("model file", f"{path} ({human_bytes(summary['file_bytes'])})"),
+    ]
+    out.print(_data_table(out, report))
+    out.print(out.table(["", "value"], rows, title="Model trained on Spark"))

@@ -1,0 +1,889 @@
+"""Training on Spark: implicit ALS on transactions read where Spark can reach them.
+
+``train_from_path`` reads CSV or Parquet paths (local, HDFS, S3, ... : whatever the session can
+read) with Spark itself, applies growthrec's cleaning rules there (the same rules, in the same
+order, with the same counts as ``growthrec.tables.load_events``), maps the raw ids to contiguous
+integers inside Spark, and fits ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``. Only what
+the model file holds comes back to the driver: both factor matrices, both id maps and the
+training pairs (integer CSR, for excluding purchases). The result is an ordinary ``Model`` of
+the ``als-spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
+
+The event log never has to fit in one process; the model file's content does (on the driver):
+about ``4 * factors`` bytes per customer and per item, plus about 12 bytes per distinct
+(customer, item) pair, plus the ids.
+
+pyspark is optional (``pip install "growthrec[spark]"``) and imported only when a function here
+runs, so importing growthrec, scoring a ``als-spark`` model or serving it needs no Spark.
+
+Ids are mapped as growthrec maps them: integer ids (whole-number floats included) stay integers
+and are ordered numerically, text ids are ordered by code point; index ``i`` is the ``i``-th
+smallest id, so the id maps equal those of ``load_events`` on the same file and cleaning.
+Differences from ``load_events``: a problem value is reported with the column and the value but
+not the row (Spark has no row numbers); CSV types are inferred by Spark over the whole file (one
+extra pass; Parquet needs none); times without a zone are read as UTC (as pyarrow does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.backends.spark import SparkALSBackend
+from growthrec.core.interactions import IdMap, Interactions, interactions_from_codes
+from growthrec.core.model import Model
+from growthrec.core.seeds import resolve_rng
+from growthrec.core.weighting import WEIGHTINGS
+from growthrec.errors import DataError, GrowthrecError, ParameterError
+from growthrec.tables import (
+    DEFAULT_TIME_COLUMN,
+    DEFAULT_WEIGHT_COLUMN,
+    Cleaning,
+    Columns,
+    _check_cleaning,
+)
+
+if TYPE_CHECKING:
+    from pyspark.ml.recommendation import ALSModel
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = [
+    "BACKEND",
+    "DEFAULT_MASTER",
+    "INSTALL_HINT",
+    "LOAD_SQL_CONF",
+    "SESSION_DEFAULTS",
+    "SparkLoadReport",
+    "SparkPairs",
+    "SparkTraining",
+    "file_format_of",
+    "fit_spark_als",
+    "import_pyspark",
+    "load_pairs",
+    "ratings_from_matrix",
+    "spark_session",
+    "spark_training",
+    "train_from_path",
+]
+
+#: The backend whose model files this module writes, and whose scoring reads them.
+BACKEND = SparkALSBackend.name
+#: How to get the optional dependency; named in the error raised without it.
+INSTALL_HINT = 'pip install "growthrec[spark]"'
+DEFAULT_MASTER = "local[*]"
+#: Settings of the sessions growthrec starts itself; ``conf`` given by the caller overrides each.
+SESSION_DEFAULTS: dict[str, str] = {"spark.ui.showConsoleProgress": "false"}
+_FORMATS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: monotonically_increasing_id() puts the partition index above bit 33.
+_PARTITION_SHIFT = 33
+
+
+def import_pyspark(what: str) -> ModuleType:
+    """The ``pyspark`` package, or a one-line ``ParameterError`` saying how to install it."""
+    try:
+        module = importlib.import_module("pyspark")
+        importlib.import_module("pyspark.sql")
+    except ImportError as exc:
+        raise ParameterError(
+            f"{what} needs pyspark, which is not installed ({exc}); install it with: {INSTALL_HINT}"
+        ) from None
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+@contextlib.contextmanager
+def _spark_errors(what: str) -> Iterator[None]:
+    """Spark's and py4j's exceptions as one-line ``GrowthrecError``s (a data error for a path)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except GrowthrecError:
+        raise
+    except (PySparkException, Py4JError) as exc:
+        line = _first_line(exc)
+        if "PATH_NOT_FOUND" in line or "Path does not exist" in line:
+            raise DataError(f"{what}: {line}") from None
+        if "JAVA_GATEWAY_EXITED" in line or "JAVA_HOME" in line:
+            line += " (Spark needs Java: 17 or 21 for pyspark 4, 8/11/17 for 3.5; set JAVA_HOME)"
+        if "maxResultSize" in line:
+            line += " (the model is collected to the driver: raise spark.driver.maxResultSize)"
+        raise GrowthrecError(f"{what}: {line}") from None
+
+
+@contextlib.contextmanager
+def spark_session(
+    master: str | None = None, conf: Mapping[str, object] | None = None
+) -> Iterator[SparkSession]:
+    """A Spark session for one piece of work.
+
+    The running session is used as it is when there is one (and left running); asking for
+    another ``master`` or for ``conf`` then is an error, as Spark would silently ignore both.
+    Otherwise a session is started on ``master`` (default ``local[*]``) with
+    ``SESSION_DEFAULTS`` overlaid by ``conf``, and stopped on leaving; the JVM stays up, so the
+    next session starts in well under a second.
+    """
+    import_pyspark("Spark training")
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    # A running context (not only this thread's active session) means the session is not ours.
+    if SparkContext._active_spark_context is not None:
+        active = SparkSession.builder.getOrCreate()
+        running = active.sparkContext.master
+        if master is not None and master != running:
+            raise ParameterError(
+                f"a Spark session is already running on {running!r}, not {master!r}: stop it "
+                "(spark.stop()) or leave the master unset to use it"
+            )
+        if conf:
+            raise ParameterError(
+                f"a Spark session is already running, so spark_conf {dict(conf)!r} cannot "
+                "apply: stop it (spark.stop()) or set these on that session"
+            )
+        yield active
+        return
+    builder = SparkSession.builder.appName("growthrec").master(master or DEFAULT_MASTER)
+    for key, value in {**SESSION_DEFAULTS, **(conf or {})}.items():
+        builder = builder.config(key, str(value))
+    with _spark_errors("Spark could not start"):
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+#: SQL settings for the duration of a load, the session's own restored afterwards: times
+#: without a zone read as UTC (as pyarrow reads them); adaptive execution may coalesce the
+#: partitions of cached frames (measured on ml-latest-small in local mode: 54 s -> 10 s, as
+#: each of the 200 default shuffle partitions otherwise stays a task in every later stage).
+LOAD_SQL_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
+}
+
+
+@contextlib.contextmanager
+def _sql_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """``settings`` applied to the session while inside, its own values restored on leaving."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and cleaning
+
+
+@attrs.frozen
+class SparkLoadReport:
+    """What Spark read, what each cleaning rule dropped (as ``LoadReport``), and what is left."""
+
+    paths: tuple[str, ...]
+    file_format: str
+    rows_read: int
+    #: Rule -> rows it dropped, in the order applied; the rule names of ``load_events``.
+    dropped: dict[str, int] = attrs.field(hash=False)
+    rows_kept: int
+    n_users: int
+    n_items: int
+    #: Distinct (customer, item) pairs with a non-zero summed weight: the training matrix's nnz.
+    n_pairs: int
+    weight_column: str | None = None
+    time_column: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values for JSON output (``dropped`` keeps the order the rules ran in)."""
+        return {**attrs.asdict(self), "paths": list(self.paths), "dropped": dict(self.dropped)}
+
+
+@attrs.frozen(eq=False)
+class SparkPairs:
+    """Cleaned, indexed pairs inside Spark, and what came back to the driver.
+
+    ``pairs`` (persisted) has one row per distinct pair: ``user_id`` and ``item_id`` (external
+    ids), ``user`` and ``item`` (their indices in ``train``), ``value`` (summed weight) and
+    ``time`` (latest event time in seconds, or null).
+    """
+
+    pairs: DataFrame
+    train: Interactions
+    report: SparkLoadReport
+
+
+def file_format_of(paths: Sequence[str], file_format: str | None = None) -> str:
+    """``"csv"`` or ``"parquet"``: ``file_format`` if given, else from the paths' suffixes."""
+    if file_format is not None:
+        if file_format not in ("csv", "parquet"):
+            raise ParameterError(f"file_format={file_format!r}; choose csv or parquet")
+        return file_format
+    kinds = set()
+    for path in paths:
+        name = str(path).rstrip("/").lower()
+        suffix = os.path.splitext(name)[1]
+        if suffix not in _FORMATS or (suffix == ".gz" and not name.endswith(".csv.gz")):
+            raise ParameterError(
+                f"{path}: cannot tell the file type from the name; name the format "
+                "(file_format='csv' or 'parquet'; --format on the command line)"
+            )
+        kinds.add(_FORMATS[suffix])
+    if len(kinds) > 1:
+        raise ParameterError(f"{', '.join(map(str, paths))}: mixed CSV and Parquet; read one kind")
+    return kinds.pop()
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _col(name: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(_quoted(name))
+
+
+def _read(spark: SparkSession, paths: Sequence[str], kind: str) -> DataFrame:
+    where = ", ".join(paths)
+    with _spark_errors(where):
+        if kind == "parquet":
+            frame = spark.read.parquet(*paths)
+        else:
+            # RFC 4180 quoting ("" inside quotes), as pyarrow reads CSV; types over the whole file.
+            frame = spark.read.csv(
+                list(paths), header=True, inferSchema=True, quote='"', escape='"', mode="FAILFAST"
+            )
+    if not frame.columns:
+        raise DataError(f"{where}: the file is empty")
+    return frame
+
+
+def _problem(rank: int, condition: Column, *message: Column | str) -> Column:
+    """A (rank, message) struct where ``condition`` holds: the lowest rank is reported."""
+    from pyspark.sql import functions as F
+
+    parts = [F.lit(m) if isinstance(m, str) else m.cast("string") for m in message]
+    return F.when(condition, F.struct(F.lit(rank).alias("rank"), F.concat(*parts).alias("text")))
+
+
+def _id_column(frame: DataFrame, name: str, rank: int, where: str) -> tuple[Column, list[Column]]:
+    """The id as text or long (null where missing: null, "" or NaN), and its problems."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kind = frame.schema[name].dataType
+    raw = _col(name)
+    if isinstance(kind, T.StringType):
+        return F.when(raw != "", raw), []
+    if isinstance(kind, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        return raw.cast("long"), []
+    if isinstance(kind, (T.FloatType, T.DoubleType, T.DecimalType)):
+        value = raw.cast("double")
+        missing = raw.isNull() | F.isnan(value)
+        bad = ~missing & ((value != F.rint(value)) | (F.abs(value) >= 2.0**63))
+        problem = _problem(
+            rank, bad, f"column {name!r} has ", value, "; ids must be text or whole numbers"
+        )
+        return F.when(~missing & ~bad, value.cast("long")), [problem]
+    raise DataError(
+        f"{where}: column {name!r} has type {kind.simpleString()}; ids must be text or integers"
+    )
+
+
+def _number_column(frame: DataFrame, name: str) -> tuple[Column, Column]:
+    """A numeric (or numeric text) column as double, and where text could not be read."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    raw = _col(name)
+    if isinstance(frame.schema[name].dataType, T.NumericType):
+        return raw.cast("double"), F.lit(False)
+    value = F.expr(f"try_cast({_quoted(name)} as double)")
+    return value, raw.isNotNull() & value.isNull()
+
+
+def _time_column(frame: DataFrame, name: str, rank: int, where: str) -> tuple[Column, list[Column]]:
+    """Unix seconds (double) from a numeric, timestamp, date or ISO 8601 text column."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kind = frame.schema[name].dataType
+    raw, quoted = _col(name), _quoted(name)
+    problems = [_problem(rank, raw.isNull(), f"column {name!r} is empty")]
+    if isinstance(kind, T.NumericType):
+        seconds = raw.cast("double")
+        bad = raw.isNotNull() & (F.isnan(seconds) | (F.abs(seconds) == float("inf")))
+        text = "; expected a date/time or Unix seconds"
+        problems.append(_problem(rank + 1, bad, f"column {name!r} has ", raw, text))
+        return seconds, problems
+    if isinstance(kind, (T.TimestampType, T.DateType)) or kind.typeName() == "timestamp_ntz":
+        return F.expr(f"unix_seconds(cast({quoted} as timestamp))").cast("double"), problems
+    if isinstance(kind, T.StringType):
+        stamp = F.expr(f"try_cast({quoted} as timestamp)")
+        bad = raw.isNotNull() & stamp.isNull()
+        text = "'; expected a date/time such as 2025-03-01 14:30:00, or Unix seconds"
+        problems.append(_problem(rank + 1, bad, f"column {name!r}: cannot read '", raw, text))
+        return F.expr(f"unix_seconds(try_cast({quoted} as timestamp))").cast("double"), problems
+    raise DataError(
+        f"{where}: column {name!r} has type {kind.simpleString()}; expected dates or seconds"
+    )
+
+
+def _as_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    paths = (path,) if isinstance(path, (str, os.PathLike)) else tuple(path)
+    if not paths:
+        raise ParameterError("no path given: name at least one CSV or Parquet file")
+    return tuple(os.fspath(p) for p in paths)
+
+
+def _collect(frame: DataFrame) -> Any:
+    """``frame`` on the driver as a pyarrow Table (pyspark 4: through Arrow; 3.5: rows)."""
+    import pyarrow as pa
+
+    if hasattr(frame, "toArrow"):
+        return frame.toArrow()
+    rows = frame.collect()
+    return pa.table({name: [row[n] for row in rows] for n, name in enumerate(frame.columns)})
+
+
+def _numpy(table: Any, name: str) -> np.ndarray:
+    """A collected column as numpy: text as unicode (ids), numbers as they are."""
+    import pyarrow as pa
+
+    column = table.column(name)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return np.asarray(column.to_pylist(), dtype=str)
+    return column.to_numpy()
+
+
+def _index_ids(
+    frame: DataFrame, column: str, index: str
+) -> tuple[DataFrame, np.ndarray, DataFrame]:
+    """Each distinct id of ``column`` and its rank in sorted order, in Spark; the sorted ids on
+    the driver; and the persisted frame behind the ranks (to unpersist once they are used).
+
+    A distributed sort (no single partition): the driver learns each sorted partition's size
+    while collecting the ids, and a partition's ranks start after the sizes before it.
+    """
+    from pyspark.sql import functions as F
+
+    ordered = (
+        frame.select(column)
+        .distinct()
+        .orderBy(column)
+        .select(
+            column,
+            F.spark_partition_id().alias("_part"),
+            F.monotonically_increasing_id().alias("_mono"),
+        )
+        .persist()
+    )
+    table = _collect(ordered.select(column, "_part"))  # partition order: the sorted order
+    ids, part = _numpy(table, column), table.column("_part").to_numpy()
+    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
+        raise GrowthrecError(f"Spark returned the {column} ids out of order; please report this")
+    parts, first = np.unique(part, return_index=True)
+    offsets = F.create_map(
+        *(F.lit(v) for pair in zip(parts.tolist(), first.tolist(), strict=True) for v in pair)
+    )
+    local = F.col("_mono") - F.shiftleft(F.col("_part").cast("long"), _PARTITION_SHIFT)
+    ranks = ordered.select(column, (offsets[F.col("_part")] + local).alias(index))
+    return ranks, ids, ordered
+
+
+def _missing_columns(where: str, names: list[str], wanted: list[str]) -> None:
+    absent = [c for c in dict.fromkeys(wanted) if c not in names]
+    if absent:
+        which = "column" if len(absent) == 1 else "columns"
+        raise DataError(
+            f"{where}: no {which} {', '.join(map(repr, absent))}; "
+            f"the file has {', '.join(map(repr, names))}"
+        )
+
+
+def _parsed_rows(
+    frame: DataFrame,
+    columns: Columns,
+    weight: str | None,
+    stamp: str | None,
+    cleaning: Cleaning,
+    where: str,
+) -> tuple[DataFrame, list[str], list[str]]:
+    """Every row converted (ids, ``w`` weight, ``t`` seconds, ``x<n>`` extra columns), with
+    ``rule``, the code of the first cleaning rule that drops it (null: kept), and ``problem``,
+    the first thing in it that cannot be read (null: none). Also the columns that make a row a
+    duplicate, and the rule names by code."""
+    from pyspark.sql import functions as F
+
+    positive = list(dict.fromkeys(cleaning.require_positive))
+    # Every column converted first, with what cannot be read as a ranked problem.
+    user, problems = _id_column(frame, columns.user, 0, where)
+    item, item_problems = _id_column(frame, columns.item, 1, where)
+    problems += item_problems
+    selected = {"u": user, "i": item}
+    if weight:
+        value, unreadable = _number_column(frame, weight)
+        problems += [
+            _problem(10, _col(weight).isNull(), f"column {weight!r} is empty"),
+            _problem(11, unreadable, f"column {weight!r}: cannot read '", _col(weight), "'"),
+            _problem(
+                12,
+                F.isnan(value) | (F.abs(value) == float("inf")),
+                f"column {weight!r} has ",
+                value,
+                "; weights must be finite",
+            ),
+        ]
+        selected["w"] = value
+    if stamp:
+        seconds, time_problems = _time_column(frame, stamp, 20, where)
+        problems += time_problems
+        selected["t"] = seconds
+    extras: dict[str, Column] = {}
+    for n, name in enumerate(positive):
+        value, unreadable = _number_column(frame, name)
+        problems.append(
+            _problem(30 + n, unreadable, f"column {name!r}: cannot read '", _col(name), "'")
+        )
+        extras[name] = value
+
+    # The cleaning rules as the code of the first one that drops the row (null: kept).
+    rules: list[tuple[str, Column]] = []
+    missing = user.isNull() | item.isNull()
+    if cleaning.drop_missing:
+        rules.append(("missing user or item", missing))
+    else:
+        problems += [
+            _problem(50, user.isNull(), f"column {columns.user!r} is empty"),
+            _problem(51, item.isNull(), f"column {columns.item!r} is empty"),
+        ]
+    if weight:
+        if cleaning.drop_nonpositive:
+            rules.append(("non-positive weight", selected["w"] <= 0))
+        else:
+            text = "; weights must be finite and not negative"
+            problems.append(
+                _problem(60, selected["w"] < 0, f"column {weight!r} has ", selected["w"], text)
+            )
+    for name, value in extras.items():
+        # Spark orders NaN above every number: "not > 0" must name it (numpy: NaN > 0 is False).
+        positive_value = F.coalesce((value > 0) & ~F.isnan(value), F.lit(False))
+        rules.append((f"non-positive {name}", ~positive_value))
+    rule = F.lit(None).cast("int")
+    for code in reversed(range(len(rules))):
+        rule = F.when(rules[code][1], F.lit(code)).otherwise(rule)
+    problem = F.lit(None)
+    for candidate in reversed(problems):  # the first (lowest-ranked) problem of the row
+        problem = F.coalesce(candidate, problem)
+
+    keys = list(selected)
+    extra_keys = [name for name in extras if name not in (weight, stamp)]
+    parsed = frame.select(
+        *(column.alias(key) for key, column in selected.items()),
+        *(extras[name].alias(f"x{n}") for n, name in enumerate(extra_keys)),
+        rule.alias("rule"),
+        problem.alias("problem"),
+    )
+    keys += [f"x{n}" for n in range(len(extra_keys))]
+    return parsed, keys, [name for name, _ in rules]
+
+
+def load_pairs(
+    spark: SparkSession,
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    columns: Columns | None = None,
+    cleaning: Cleaning | None = None,
+    *,
+    file_format: str | None = None,
+) -> SparkPairs:
+    """Read transactions with Spark, clean them as ``load_events`` does, index the ids.
+
+    ``path`` is one path or several (files, directories, globs, any URI the session can read);
+    ``file_format`` is ``"csv"`` or ``"parquet"`` (default: from the names). The rules run in
+    the order and with the names of ``load_events``; each one's count is in the report.
+    """
+    from pyspark.sql import functions as F
+
+    paths = _as_paths(path)
+    columns = Columns() if columns is None else columns
+    cleaning = Cleaning() if cleaning is None else cleaning
+    _check_cleaning(cleaning)
+    kind = file_format_of(paths, file_format)
+    where = ", ".join(paths)
+    with _sql_conf(spark, LOAD_SQL_CONF), _spark_errors(where):
+        frame = _read(spark, paths, kind)
+        names = frame.columns
+        weight = columns.weight or (
+            DEFAULT_WEIGHT_COLUMN if DEFAULT_WEIGHT_COLUMN in names else None
+        )
+        stamp = columns.time or (DEFAULT_TIME_COLUMN if DEFAULT_TIME_COLUMN in names else None)
+        if cleaning.min_weight is not None and weight is None:
+            raise ParameterError(
+                f"min_weight={cleaning.min_weight:g} needs a weight column: {where} has no "
+                f"{DEFAULT_WEIGHT_COLUMN!r} column and none was named"
+            )
+        positive = list(dict.fromkeys(cleaning.require_positive))
+        _missing_columns(
+            where,
+            names,
+            [columns.user, columns.item, *(c for c in (weight, stamp) if c), *positive],
+        )
+
+        parsed, keys, rules = _parsed_rows(frame, columns, weight, stamp, cleaning, where)
+        # One row per distinct cleaned row (n: how many times it occurs): duplicates fall out
+        # of the grouping, and every count below is read from this, not from the files again.
+        grouped = (
+            parsed.groupBy(*keys, "rule")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("problem").alias("problem"))
+            .persist()
+        )
+        persisted = [grouped]  # unpersisted once the pairs are collected, or on an error
+        try:
+            rows = F.lit(1) if cleaning.drop_duplicates else F.col("n")
+            kept = F.col("rule").isNull()
+            below = (
+                F.lit(False) if cleaning.min_weight is None else F.col("w") < cleaning.min_weight
+            )
+            summary = grouped.agg(
+                F.sum("n").alias("read"),
+                *(
+                    F.sum(F.when(F.col("rule") == code, F.col("n"))).alias(f"r{code}")
+                    for code in range(len(rules))
+                ),
+                F.sum(F.when(kept, F.col("n") - 1)).alias("duplicates"),
+                F.sum(F.when(kept & below, rows)).alias("below"),
+                F.sum(F.when(kept, rows)).alias("kept"),
+                F.min("problem").alias("problem"),
+            ).first()
+            if summary["problem"] is not None:
+                raise DataError(f"{where}: {summary['problem']['text']}")
+            rows_read = int(summary["read"] or 0)
+            if rows_read == 0:
+                raise DataError(f"{where}: the file has a header but no rows")
+            dropped = {name: int(summary[f"r{code}"] or 0) for code, name in enumerate(rules)}
+            if cleaning.drop_duplicates:
+                dropped["duplicate rows"] = int(summary["duplicates"] or 0)
+            if cleaning.min_weight is not None:
+                dropped[f"below min weight {cleaning.min_weight:g}"] = int(summary["below"] or 0)
+            remaining = int(summary["kept"] or 0) - int(summary["below"] or 0)
+
+            sums = F.sum(F.col("w").cast("float").cast("double") * rows) if weight else F.sum(rows)
+            pairs = (
+                grouped.filter(kept & ~F.coalesce(below, F.lit(False)))
+                .groupBy("u", "i")
+                .agg(
+                    sums.alias("value"),
+                    (F.max("t") if stamp else F.lit(None).cast("double")).alias("time"),
+                    F.sum(rows).alias("rows"),
+                )
+            )
+            min_user, min_item = cleaning.min_user_interactions, cleaning.min_item_interactions
+            if min_user > 1 or min_item > 1:
+                pairs = _k_core(pairs, min_user, min_item)
+            user_ranks, user_ids, user_frame = _index_ids(pairs, "u", "user")
+            persisted.append(user_frame)
+            item_ranks, item_ids, item_frame = _index_ids(pairs, "i", "item")
+            persisted.append(item_frame)
+            indexed = (
+                pairs.join(user_ranks, "u")
+                .join(item_ranks, "i")
+                .select(
+                    F.col("u").alias("user_id"),
+                    F.col("i").alias("item_id"),
+                    F.col("user").cast("int"),
+                    F.col("item").cast("int"),
+                    "value",
+                    "time",
+                    "rows",
+                )
+                .persist()
+            )
+            table = _collect(indexed.select("user", "item", "value", "time", "rows"))
+        finally:
+            for frame_done in persisted:
+                frame_done.unpersist()
+    rows_kept = int(table.column("rows").to_numpy().sum()) if table.num_rows else 0
+    if min_user > 1 or min_item > 1:
+        dropped[f"k-core (users >= {min_user}, items >= {min_item})"] = remaining - rows_kept
+    if rows_kept == 0:
+        indexed.unpersist()
+        counts = ", ".join(f"{rule}: {count:,}" for rule, count in dropped.items() if count)
+        raise DataError(f"{where}: no rows left after cleaning ({counts})")
+    users, items = IdMap.from_ids(user_ids), IdMap.from_ids(item_ids)
+    train = interactions_from_codes(
+        table.column("user").to_numpy(),
+        users,
+        table.column("item").to_numpy(),
+        items,
+        table.column("value").to_numpy(),
+        table.column("time").to_numpy() if stamp else None,
+    )
+    report = SparkLoadReport(
+        paths=paths,
+        file_format=kind,
+        rows_read=rows_read,
+        dropped=dropped,
+        rows_kept=rows_kept,
+        n_users=len(users),
+        n_items=len(items),
+        n_pairs=train.nnz,
+        weight_column=weight,
+        time_column=stamp,
+    )
+    return SparkPairs(indexed, train, report)
+
+
+def _checkpoint(frame: DataFrame) -> DataFrame:
+    """``frame`` computed and stored with its plan cut short: a reliable checkpoint when the
+    context has a checkpoint directory, else a local one (on the executors).
+
+    Iterating joins on a growing plan makes Spark's planning, not the data, the slow part
+    (measured: 2-5 s per k-core round on a tiny file, under 1 s once checkpointed).
+    """
+    if frame.sparkSession.sparkContext.getCheckpointDir():
+        return frame.checkpoint(eager=True)
+    return frame.localCheckpoint(eager=True)
+
+
+def _k_core(pairs: DataFrame, min_user: int, min_item: int) -> DataFrame:
+    """Pairs of users with >= ``min_user`` items and items with >= ``min_item`` users, removing
+    the others until nothing changes (as ``load_events``)."""
+    from pyspark.sql import functions as F
+
+    current = _checkpoint(pairs)
+    size = current.count()
+    while True:
+        users = current.groupBy("u").count().filter(F.col("count") >= min_user).select("u")
+        items = current.groupBy("i").count().filter(F.col("count") >= min_item).select("i")
+        following = _checkpoint(current.join(users, "u", "left_semi").join(items, "i", "left_semi"))
+        following_size = following.count()
+        if following_size == size:
+            return following
+        current, size = following, following_size
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting
+
+
+def ratings_from_pairs(pairs: DataFrame, weighting: str) -> DataFrame:
+    """ALS's input from ``load_pairs``'s pairs: (user, item, rating) with the weighting applied
+    to each pair's summed weight (float32 first, as growthrec's matrix holds it)."""
+    from pyspark.sql import functions as F
+
+    value = F.col("value").cast("float")
+    ratings = {"binary": F.lit(1.0), "count": value, "log1p": F.log1p(value)}
+    if weighting not in ratings:
+        raise ParameterError(
+            f"weighting {weighting!r} is not available on Spark; choose one of {', '.join(ratings)}"
+        )
+    return pairs.filter(F.col("value") != 0).select(
+        "user", "item", ratings[weighting].cast("float").alias("rating")
+    )
+
+
+def ratings_from_matrix(spark: SparkSession, matrix: sp.csr_matrix) -> DataFrame:
+    """ALS's input from a weighted CSR matrix: its non-zero entries as (user, item, rating)."""
+    import pyarrow as pa
+    import pyspark
+
+    coo = matrix.tocoo()
+    keep = coo.data != 0
+    table = pa.table(
+        {
+            "user": coo.row[keep].astype(np.int32),
+            "item": coo.col[keep].astype(np.int32),
+            "rating": coo.data[keep].astype(np.float32),
+        }
+    )
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return spark.createDataFrame(table)
+    rows = zip(*(table.column(n).to_pylist() for n in table.column_names), strict=True)
+    return spark.createDataFrame(list(rows), "user int, item int, rating float")
+
+
+def _factor_matrix(frame: DataFrame, n_rows: int, rank: int) -> np.ndarray:
+    """ALS's (id, features) factors as a dense float32 matrix; ids ALS never saw get zeros."""
+    import pyarrow as pa
+
+    table = _collect(frame.select("id", "features"))
+    out = np.zeros((n_rows, rank), dtype=np.float32)
+    if table.num_rows:
+        features = pa.chunked_array(table.column("features")).combine_chunks()
+        values = np.asarray(features.flatten().to_numpy(), dtype=np.float32)
+        out[table.column("id").to_numpy()] = values.reshape(-1, rank)
+    return out
+
+
+def fit_spark_als(
+    ratings: DataFrame, n_users: int, n_items: int, params: Mapping[str, Any], seed: int
+) -> tuple[dict[str, np.ndarray], ALSModel]:
+    """Fit ``ALS(implicitPrefs=True)`` on (user, item, rating) rows; the factor matrices (float32,
+    rows indexed by the user and item ids of ``ratings``) and Spark's own model.
+
+    ``params`` are the ``als-spark`` backend's, resolved (see ``growthrec.backends.spark``).
+    """
+    from pyspark.ml.recommendation import ALS
+
+    als = ALS(
+        rank=params["factors"],
+        maxIter=params["iterations"],
+        regParam=params["regularization"],
+        alpha=params["alpha"],
+        implicitPrefs=True,
+        seed=int(seed),
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        coldStartStrategy="drop",
+    )
+    if params["blocks"]:
+        als.setNumUserBlocks(params["blocks"]).setNumItemBlocks(params["blocks"])
+    model = als.fit(ratings)
+    arrays = {
+        "user_factors": _factor_matrix(model.userFactors, n_users, model.rank),
+        "item_factors": _factor_matrix(model.itemFactors, n_items, model.rank),
+    }
+    return arrays, model
+
+
+def fit_matrix(
+    matrix: sp.csr_matrix, params: Mapping[str, Any], seed: int
+) -> dict[str, np.ndarray]:
+    """The ``als-spark`` fit of an in-memory (weighted) matrix, on the running session or a
+    ``local[*]`` one started for it."""
+    with spark_session() as spark, _spark_errors(BACKEND):
+        ratings = ratings_from_matrix(spark, matrix)
+        arrays, _ = fit_spark_als(ratings, *matrix.shape, params, seed)
+    return arrays
+
+
+# ---------------------------------------------------------------------------------------------
+# From a path to a Model
+
+
+@attrs.frozen(eq=False)
+class SparkTraining:
+    """A model trained on Spark, with what was read and dropped, and where the time went."""
+
+    model: Model
+    report: SparkLoadReport
+    master: str
+    spark_version: str
+    #: ``session`` (start-up), ``load`` (read, clean, index, collect the pairs), ``als`` (fit
+    #: and collect the factors) and ``total``, in seconds.
+    seconds: dict[str, float]
+
+
+def spark_training(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    columns: Columns | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    cleaning: Cleaning | None = None,
+    weighting: str = "binary",
+    seed: int | None = 0,
+    master: str | None = None,
+    spark_conf: Mapping[str, object] | None = None,
+    file_format: str | None = None,
+    session: SparkSession | None = None,
+    checkpoint_dir: str | None = None,
+) -> SparkTraining:
+    """``train_from_path``, also returning the load report, the master and the timings."""
+    from growthrec.backends._implicit import library_seed
+    from growthrec.backends.contract import resolve_params
+    from growthrec.backends.registry import get_backend
+
+    resolved = resolve_params(get_backend(BACKEND), params or {})
+    if weighting not in WEIGHTINGS:
+        raise ParameterError(
+            f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}"
+        )
+    paths = _as_paths(path)
+    file_format_of(paths, file_format)  # a bad name fails before Spark starts
+    library = library_seed(resolve_rng(seed))
+    start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    context = contextlib.nullcontext(session) if session else spark_session(master, spark_conf)
+    with context as spark:
+        seconds["session"] = time.perf_counter() - start
+        if checkpoint_dir:
+            spark.sparkContext.setCheckpointDir(checkpoint_dir)
+        loaded = load_pairs(spark, paths, columns, cleaning, file_format=file_format)
+        seconds["load"] = time.perf_counter() - start - seconds["session"]
+        train = loaded.train
+        try:
+            with _spark_errors(BACKEND):
+                ratings = ratings_from_pairs(loaded.pairs, weighting)
+                arrays, _ = fit_spark_als(ratings, train.n_users, train.n_items, resolved, library)
+        finally:
+            loaded.pairs.unpersist()
+        running, version = spark.sparkContext.master, spark.version
+    seconds["als"] = time.perf_counter() - start - seconds["session"] - seconds["load"]
+    seconds["total"] = time.perf_counter() - start
+    model = Model(BACKEND, resolved, arrays, train, weighting, seed)
+    return SparkTraining(model, loaded.report, running, version, seconds)
+
+
+def train_from_path(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    columns: Columns | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    cleaning: Cleaning | None = None,
+    weighting: str = "binary",
+    seed: int | None = 0,
+    master: str | None = None,
+    spark_conf: Mapping[str, object] | None = None,
+    file_format: str | None = None,
+    session: SparkSession | None = None,
+    checkpoint_dir: str | None = None,
+) -> Model:
+    """Train ``als-spark`` on Spark from CSV/Parquet path(s); the ``Model`` every backend makes.
+
+    ``params`` are the ``als-spark`` parameters (``factors``, ``regularization``, ``alpha``,
+    ``iterations``, ``blocks``); ``weighting`` turns each pair's summed weight into ALS's
+    rating as ``growthrec train --weighting`` does; ``seed`` gives the same Spark seed as
+    ``fit_model(..., "als-spark", seed=seed)``. Spark: ``session`` if given (left running), else
+    the running session, else a new one on ``master`` (default ``local[*]``) with ``spark_conf``
+    (e.g. ``{"spark.executor.memory": "8g"}``), stopped at the end. ``checkpoint_dir``, a
+    directory every executor can write (HDFS, S3, ...), makes the k-core rounds' checkpoints
+    reliable (else they are local to the executors) and lets ALS checkpoint every 10
+    iterations. Save the result with ``growthrec.modelfile.save_model``.
+    """
+    return spark_training(
+        path,
+        columns,
+        params=params,
+        cleaning=cleaning,
+        weighting=weighting,
+        seed=seed,
+        master=master,
+        spark_conf=spark_conf,
+        file_format=file_format,
+        session=session,
+        checkpoint_dir=checkpoint_dir,
+    ).model
