@@ -9,11 +9,12 @@ training pairs (integer CSR, for excluding purchases). The result is an ordinary
 the ``als-spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
 
 The event log never has to fit in one process; the model file's content does (on the driver):
-about ``4 * factors`` bytes per customer and per item, plus about 12 bytes per distinct
-(customer, item) pair, plus the ids.
+``4 * factors`` bytes per customer and per item, 8 bytes per distinct (customer, item) pair
+(16 with a time column) and the ids; about 120 bytes per pair at the peak, while the collected
+pairs become the CSR matrix.
 
 pyspark is optional (``pip install "growthrec[spark]"``) and imported only when a function here
-runs, so importing growthrec, scoring a ``als-spark`` model or serving it needs no Spark.
+runs, so importing growthrec, scoring an ``als-spark`` model or serving it needs no Spark.
 
 Ids are mapped as growthrec maps them: integer ids (whole-number floats included) stay integers
 and are ordered numerically, text ids are ordered by code point; index ``i`` is the ``i``-th

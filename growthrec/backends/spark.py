@@ -58,7 +58,8 @@ def fold_in(
 
     Spark's implicit ALS step for one user: ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λ n_u I)⁻¹ Yᵀ C_u p_u``
     with ``C_u = 1 + alpha * r`` and ``n_u`` the number of the row's positive values (ALS-WR),
-    checked against ``ALS.scala``'s ``computeFactors`` (Spark 3.5 and 4). Solved by
+    as ``ALS.scala``'s ``computeFactors`` builds it (checked against Spark's own user factors,
+    pyspark 3.5.9 and 4.3.0). Solved by
     ``growthrec.backends.als.fold_in``, once per distinct ``n_u`` in the batch; an empty row
     gets zero factors.
     """
