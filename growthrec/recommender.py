@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -71,15 +72,23 @@ def user_indices(model: Model, user_ids: Sequence[object]) -> np.ndarray:
 
 class _RowsOf:
     """Rows ``users`` of ``matrix``, cut out batch by batch (on the ranking threads) rather
-    than copied all at once: ``[start:stop]`` is ``matrix[users[start:stop]]``."""
+    than copied all at once: ``[start:stop]`` is ``matrix[users[start:stop]]``.
+
+    Each thread keeps its last batch: scoring and exclusion ask for the same rows in turn.
+    """
 
     def __init__(self, matrix: sp.csr_matrix, users: np.ndarray) -> None:
         self.matrix = matrix
         self.users = users
         self.shape = (users.size, matrix.shape[1])
+        self._last = threading.local()
 
     def __getitem__(self, index: slice) -> sp.csr_matrix:
-        return self.matrix[self.users[index]]
+        key = (index.start, index.stop, index.step)
+        last = getattr(self._last, "batch", None)
+        if last is None or last[0] != key:
+            last = self._last.batch = (key, self.matrix[self.users[index]])
+        return last[1]
 
 
 def _ranked(

@@ -229,7 +229,9 @@ def interactions_from_codes(
     n_users, n_items = len(users), len(items)
 
     # One sort by (user, item) gives the CSR layout, the summed weights and each pair's latest time.
-    key, order = _sorted_pair_keys(u * n_items + i, n_users * n_items)
+    key = np.multiply(u, n_items)
+    key += i
+    key, order = _sorted_pair_keys(key, n_users * n_items)
     starts = np.empty(n, dtype=bool)
     starts[0] = True
     np.not_equal(key[1:], key[:-1], out=starts[1:])
@@ -258,24 +260,26 @@ def interactions_from_codes(
 
 
 def _sorted_pair_keys(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
-    """``key`` sorted, and the stable order that sorts it (equal keys keep their event order).
+    """``key`` (int64, overwritten) sorted, and the stable order that sorts it.
 
     When the key and the event number fit in 63 bits together, each event's number is packed
     below its key and one plain ``np.sort`` does the work: numpy's int64 sort is SIMD, about
     twice as fast as a stable ``argsort`` (1.4 s against 3 s for 20M events on 2 vCPUs), and
-    the packed number makes the order stable.
+    the packed number makes the order stable. Arrays are reused in place: fresh pages cost
+    ~0.1 s per 20M values here.
     """
     n = key.size
     shift = max(1, (n - 1).bit_length())
     if max(n_keys - 1, 1).bit_length() + shift > 63:
         order = np.argsort(key, kind="stable")
         return key[order], order
-    packed = np.left_shift(key, shift)
-    packed |= np.arange(n, dtype=np.int64)
-    packed.sort()
-    order = packed & ((1 << shift) - 1)
-    np.right_shift(packed, shift, out=packed)
-    return packed, order
+    order = np.arange(n, dtype=np.int64)
+    np.left_shift(key, shift, out=key)
+    key |= order
+    key.sort()
+    np.bitwise_and(key, (1 << shift) - 1, out=order)
+    np.right_shift(key, shift, out=key)
+    return key, order
 
 
 def _checked_column(
