@@ -20,6 +20,7 @@ from growthrec.tables import Cleaning, Columns, LoadReport, load_events
 __all__ = [
     "LoadedData",
     "add_backend_options",
+    "add_cleaning_options",
     "add_data_options",
     "add_json_option",
     "backend_params",
@@ -92,7 +93,15 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True) 
     group.add_argument(
         "--catalog-item-col", default=None, help="item id column of the catalogue (item_id)"
     )
-    clean = parser.add_argument_group("cleaning (each rule's dropped rows are reported)")
+    add_cleaning_options(parser)
+
+
+def add_cleaning_options(
+    parser: argparse.ArgumentParser,
+    title: str = "cleaning (each rule's dropped rows are reported)",
+) -> None:
+    """The cleaning rules, each an option; shared by every command that reads transactions."""
+    clean = parser.add_argument_group(title)
     clean.add_argument(
         "--min-weight",
         type=float,

@@ -9,9 +9,9 @@ import attrs
 
 from growthrec.cli.options import (
     add_backend_options,
+    add_cleaning_options,
     add_json_option,
     backend_params,
-    positive_int,
 )
 from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.train import model_path_for
@@ -72,45 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--catalog-item-col", default=None, help="item id column of the catalogue (item_id)"
     )
-    clean = p.add_argument_group("cleaning (as 'growthrec train'; each rule's rows are reported)")
-    clean.add_argument(
-        "--min-weight",
-        type=float,
-        default=None,
-        help="keep rows whose weight is at least this, e.g. 4 for 1-5 star ratings",
-    )
-    clean.add_argument(
-        "--keep-missing",
-        action="store_true",
-        help="refuse rows with a missing user or item instead of dropping them",
-    )
-    clean.add_argument(
-        "--keep-nonpositive",
-        action="store_true",
-        help="refuse rows with a zero or negative weight (returns) instead of dropping them",
-    )
-    clean.add_argument(
-        "--keep-duplicates", action="store_true", help="keep rows that repeat another row exactly"
-    )
-    clean.add_argument(
-        "--require-positive",
-        action="append",
-        default=[],
-        metavar="COL",
-        help="also drop rows where numeric column COL is not > 0 (e.g. UnitPrice); repeatable",
-    )
-    clean.add_argument(
-        "--min-user-interactions",
-        type=positive_int,
-        default=1,
-        help="k-core: customers need this many distinct items (default 1: off)",
-    )
-    clean.add_argument(
-        "--min-item-interactions",
-        type=positive_int,
-        default=1,
-        help="k-core: items need this many distinct customers (default 1: off)",
-    )
+    add_cleaning_options(p, "cleaning (as 'growthrec train'; each rule's rows are reported)")
     spark = p.add_argument_group("Spark")
     spark.add_argument(
         "--master",
