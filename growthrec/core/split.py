@@ -73,13 +73,24 @@ def split_leave_one_out(
     counts = np.diff(m.indptr)
     eligible = counts >= min_interactions
     # A random key per stored pair; per row the entry with the largest (time, key) is held out.
+    # Rows are contiguous in CSR, so per-row maxima (reduceat) replace a sort: O(nnz).
     rows = _row_of_each_entry(m)
     tiebreak = rng.random(m.nnz)
-    primary = data.timestamps if by == "latest" else np.zeros(m.nnz)
-    order = np.lexsort((tiebreak, primary, rows))
-    last_of_row = order[m.indptr[1:][counts > 0] - 1]
+    filled = counts > 0
+    starts, lengths = m.indptr[:-1][filled], counts[filled]
+    if by == "latest":
+        primary = data.timestamps
+        latest = primary == np.repeat(np.maximum.reduceat(primary, starts), lengths)
+    else:
+        latest = np.ones(m.nnz, dtype=bool)
+    key = np.where(latest, tiebreak, -1.0)
+    best = key == np.repeat(np.maximum.reduceat(key, starts), lengths)
+    # An exact tie on the random key too keeps the last such entry of the row, so one per row.
+    candidates = np.flatnonzero(best & eligible[rows])
+    last = np.ones(candidates.size, dtype=bool)
+    np.not_equal(rows[candidates[1:]], rows[candidates[:-1]], out=last[:-1])
     held = np.zeros(m.nnz, dtype=bool)
-    held[last_of_row[eligible[counts > 0]]] = True
+    held[candidates[last]] = True
     if not held.any():
         raise DataError(f"leave-one-out: no user has {min_interactions} or more interactions")
     return _split_by_mask(
