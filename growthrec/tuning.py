@@ -113,6 +113,7 @@ def run_trials(
     ks: Sequence[int] = (10,),
     weighting: str = "binary",
     seed: int | None = 0,
+    n_threads: int = 1,
     on_trial: Callable[[int, Mapping[str, Any]], None] | None = None,
 ) -> list[Trial]:
     """Evaluate every setting on ``split``; trials best first by ``metric`` at ``k``.
@@ -124,7 +125,13 @@ def run_trials(
         if on_trial is not None:
             on_trial(n, params)
         result = evaluate_backend(
-            split, backend, params, ks=sorted({*ks, k}), weighting=weighting, seed=seed
+            split,
+            backend,
+            params,
+            ks=sorted({*ks, k}),
+            weighting=weighting,
+            seed=seed,
+            n_threads=n_threads,
         )
         if metric not in result.metrics[k]:
             raise ParameterError(

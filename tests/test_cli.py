@@ -605,6 +605,14 @@ def test_evaluate_same_seed_same_numbers(shop, capsys):
     assert [r["metrics"] for r in first["results"]] == [r["metrics"] for r in second["results"]]
 
 
+def test_evaluate_threads_do_not_change_numbers(shop, capsys):
+    args = ("evaluate", "--data", shop, "--factors", 8, "--seed", 1)
+    one = run_json(capsys, *args, "--threads", 1)
+    two = run_json(capsys, *args, "--threads", 2)
+    assert [r["metrics"] for r in one["results"]] == [r["metrics"] for r in two["results"]]
+    assert_error(capsys, 2, *args, "--threads", 0)
+
+
 def test_evaluate_table(shop, capsys):
     code, out, err = run(capsys, "evaluate", "--data", shop, "--factors", 8, "--k", 5)
     assert code == 0, err

@@ -57,7 +57,7 @@ class SVDBackend:
             random_state=int(rng.integers(2**31 - 1)),
         )
         with threadpool_limits(1, "blas"):  # measured faster for thin SVDs on 2 cores
-            svd.fit(matrix.astype(np.float32))
+            svd.fit(matrix.astype(np.float32, copy=False))
         return {
             "item_factors": np.ascontiguousarray(svd.components_.T, dtype=np.float32),
             "singular_values": svd.singular_values_.astype(np.float32),

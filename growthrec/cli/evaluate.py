@@ -13,6 +13,7 @@ from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
     add_json_option,
+    add_threads_option,
     backend_params,
     load_data,
     load_report_table,
@@ -86,6 +87,7 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         help="rank the held-out items among N sampled unbought items (the NCF protocol) "
         "instead of the full catalogue; results are labelled as sampled",
     )
+    add_threads_option(group)
 
 
 def protocol_from(args: argparse.Namespace) -> Protocol:
@@ -185,6 +187,7 @@ def _run(
                     ks=ks,
                     weighting=weighting,
                     seed=args.seed,
+                    n_threads=args.threads or 0,
                     sampled_negatives=args.sampled,
                     **basis,
                 )

@@ -16,7 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from growthrec.atomic import atomic_write
-from growthrec.cli.options import add_json_option, positive_int
+from growthrec.cli.options import add_json_option, add_threads_option, positive_int
 from growthrec.cli.output import Output
 from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
@@ -68,12 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow items the customer already bought (excluded by default)",
     )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="ranking threads (default: every core this process may use)",
-    )
+    add_threads_option(p)
     add_json_option(p)
     p.set_defaults(run=run)
 

@@ -63,6 +63,15 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="ranking threads (default: every core this process may use)",
+    )
+
+
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """--data, --preset, the column options, the cleaning rules and the catalogue."""
     group = parser.add_argument_group("input data")

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             ks=args.k,
             weighting=args.weighting,
             seed=args.seed,
+            n_threads=args.threads or 0,
             on_trial=lambda n, p: steps.step(f"trial {n + 1}/{len(settings)}: {p}"),
         )
     best = trials[0]
