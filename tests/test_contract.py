@@ -25,6 +25,7 @@ PARAMS = {
     "svd": {"factors": 8},
     "als": {"factors": 8, "iterations": 3},
     "bpr": {"factors": 8, "iterations": 20},
+    "als-spark": {"factors": 8, "iterations": 3},
 }
 
 
@@ -58,9 +59,15 @@ def _backend_names() -> list[str]:
 
 @pytest.fixture(params=_backend_names())
 def backend(request) -> str:
-    """A backend name; skipped where an optional module its fit needs is not installed."""
-    for module in getattr(get_backend(request.param), "requires", ()):
+    """A backend name; skipped where an optional module its fit needs is not installed.
+
+    Spark backends run in the tests' shared local session (skipped without Java).
+    """
+    requires = getattr(get_backend(request.param), "requires", ())
+    for module in requires:
         pytest.importorskip(module, reason=f"{request.param} needs {module} (an optional extra)")
+    if "pyspark" in requires:
+        request.getfixturevalue("spark")
     return request.param
 
 

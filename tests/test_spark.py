@@ -10,8 +10,6 @@ tests at the end need no Spark at all.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,36 +42,6 @@ CLEANINGS = {
     "csv": Cleaning(min_user_interactions=3, min_item_interactions=5),
     "parquet": Cleaning(min_weight=2, require_positive=("price",)),
 }
-
-
-def _java_available() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return bool(shutil.which("java") or (home and Path(home, "bin", "java").exists()))
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """One local session for the module (small settings), stopped at the end."""
-    pytest.importorskip("pyspark")
-    if not _java_available():
-        pytest.skip("Spark needs Java (java on PATH or JAVA_HOME)")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("growthrec-tests")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.fixture(scope="module")
