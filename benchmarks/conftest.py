@@ -17,12 +17,20 @@ SCALES = {
 
 
 #: Marker of the MovieLens-20M-shape benchmarks (minutes, GiBs): they run only when asked for,
-#: ``python -m pytest benchmarks -m ml20m``; ``python -m pytest benchmarks`` skips them.
+#: alone (``-m ml20m``) or after the two small sizes (``--ml20m``); by default they skip.
 ML20M_MARKER = "ml20m"
 
 #: (what, size) -> {"ours": seconds, "theirs": seconds, "target": text, ...}, filled by the
 #: comparisons in bench_scale.py and printed as one table at the end of the run.
 COMPARISONS: dict[tuple[str, str], dict[str, object]] = {}
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--ml20m",
+        action="store_true",
+        help="also run the MovieLens-20M-shape benchmarks (about 10 minutes, 2 GiB)",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -32,7 +40,7 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    if ML20M_MARKER in (config.option.markexpr or ""):
+    if config.getoption("--ml20m") or ML20M_MARKER in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason=f"20M-scale benchmark: select it with -m {ML20M_MARKER}")
     for item in items:
