@@ -6,7 +6,7 @@ order, with the same counts as ``growthrec.tables.load_events``), maps the raw i
 integers inside Spark, and fits ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``. Only what
 the model file holds comes back to the driver: both factor matrices, both id maps and the
 training pairs (integer CSR, for excluding purchases). The result is an ordinary ``Model`` of
-the ``als-spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
+the ``spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
 
 The event log never has to fit in one process; the model file's content does (on the driver):
 ``4 * factors`` bytes per customer and per item, 8 bytes per distinct (customer, item) pair
@@ -14,7 +14,7 @@ The event log never has to fit in one process; the model file's content does (on
 pairs become the CSR matrix.
 
 pyspark is optional (``pip install "growthrec[spark]"``) and imported only when a function here
-runs, so importing growthrec, scoring an ``als-spark`` model or serving it needs no Spark.
+runs, so importing growthrec, scoring a ``spark`` model or serving it needs no Spark.
 
 Ids are mapped as growthrec maps them: integer ids (whole-number floats included) stay integers
 and are ordered numerically, text ids are ordered by code point; index ``i`` is the ``i``-th
@@ -745,7 +745,7 @@ def fit_spark_als(
     """Fit ``ALS(implicitPrefs=True)`` on (user, item, rating) rows; the factor matrices (float32,
     rows indexed by the user and item ids of ``ratings``) and Spark's own model.
 
-    ``params`` are the ``als-spark`` backend's, resolved (see ``growthrec.backends.spark``).
+    ``params`` are the ``spark`` backend's, resolved (see ``growthrec.backends.spark``).
     """
     from pyspark.ml.recommendation import ALS
 
@@ -774,7 +774,7 @@ def fit_spark_als(
 def fit_matrix(
     matrix: sp.csr_matrix, params: Mapping[str, Any], seed: int
 ) -> dict[str, np.ndarray]:
-    """The ``als-spark`` fit of an in-memory (weighted) matrix, on the running session or a
+    """The ``spark`` fit of an in-memory (weighted) matrix, on the running session or a
     ``local[*]`` one started for it."""
     with spark_session() as spark, _spark_errors(BACKEND):
         ratings = ratings_from_matrix(spark, matrix)
@@ -863,12 +863,12 @@ def train_from_path(
     session: SparkSession | None = None,
     checkpoint_dir: str | None = None,
 ) -> Model:
-    """Train ``als-spark`` on Spark from CSV/Parquet path(s); the ``Model`` every backend makes.
+    """Train ``spark`` on Spark from CSV/Parquet path(s); the ``Model`` every backend makes.
 
-    ``params`` are the ``als-spark`` parameters (``factors``, ``regularization``, ``alpha``,
+    ``params`` are the ``spark`` parameters (``factors``, ``regularization``, ``alpha``,
     ``iterations``, ``blocks``); ``weighting`` turns each pair's summed weight into ALS's
     rating as ``growthrec train --weighting`` does; ``seed`` gives the same Spark seed as
-    ``fit_model(..., "als-spark", seed=seed)``. Spark: ``session`` if given (left running), else
+    ``fit_model(..., "spark", seed=seed)``. Spark: ``session`` if given (left running), else
     the running session, else a new one on ``master`` (default ``local[*]``) with ``spark_conf``
     (e.g. ``{"spark.executor.memory": "8g"}``), stopped at the end. ``checkpoint_dir``, a
     directory every executor can write (HDFS, S3, ...), makes the k-core rounds' checkpoints

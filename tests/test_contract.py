@@ -25,7 +25,7 @@ PARAMS = {
     "svd": {"factors": 8},
     "als": {"factors": 8, "iterations": 3},
     "bpr": {"factors": 8, "iterations": 20},
-    "als-spark": {"factors": 8, "iterations": 3},
+    "spark": {"factors": 8, "iterations": 3},
 }
 
 

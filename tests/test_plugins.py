@@ -123,7 +123,7 @@ def test_registering_something_that_is_not_a_backend_is_an_error() -> None:
 
 
 def test_unknown_backend_lists_the_available_ones() -> None:
-    with pytest.raises(UnknownBackendError, match=r"'nope'.*popularity, svd"):
+    with pytest.raises(UnknownBackendError, match=r"'nope'.*popularity, spark, svd"):
         get_backend("nope")
 
 

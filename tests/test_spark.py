@@ -1,4 +1,4 @@
-"""als-spark and ``growthrec spark-train``: Spark for real, in local mode.
+"""The ``spark`` backend and ``growthrec spark-train``: Spark for real, in local mode.
 
 The Spark tests skip where pyspark or Java is missing; they share one small local session. What
 they pin down: Spark reads and cleans a file into exactly growthrec's own id maps, matrix and
@@ -74,12 +74,12 @@ def trained(spark, files):
     from growthrec.spark import fit_spark_als, load_pairs, ratings_from_pairs
 
     loaded = load_pairs(spark, files["parquet"])
-    params = resolve_params(get_backend("als-spark"), PARAMS)
+    params = resolve_params(get_backend("spark"), PARAMS)
     ratings = ratings_from_pairs(loaded.pairs, "binary")
     train = loaded.train
     seed = library_seed(np.random.default_rng(SEED))
     arrays, als = fit_spark_als(ratings, train.n_users, train.n_items, params, seed)
-    return loaded, als, Model("als-spark", params, arrays, train, "binary", SEED)
+    return loaded, als, Model("spark", params, arrays, train, "binary", SEED)
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
@@ -222,8 +222,8 @@ def test_fold_in_gives_back_a_training_customer(trained) -> None:
 
 def test_model_file_recommends_excludes_purchases_and_folds_in(trained, tmp_path) -> None:
     _, _, model = trained
-    loaded = load_model(save_model(model, tmp_path / "als-spark.npz"))
-    assert loaded.backend == "als-spark" and loaded.train.users == model.train.users
+    loaded = load_model(save_model(model, tmp_path / "spark.npz"))
+    assert loaded.backend == "spark" and loaded.train.users == model.train.users
     users = np.arange(loaded.train.n_users)
     items, scores = recommend(loaded, users, 10)
     bought = loaded.train.matrix
@@ -240,10 +240,10 @@ def test_model_file_recommends_excludes_purchases_and_folds_in(trained, tmp_path
 
 
 def test_in_memory_fit_equals_training_from_the_file(files, trained) -> None:
-    """``fit_model(..., "als-spark")`` on growthrec's own load of the file gives the factors
+    """``fit_model(..., "spark")`` on growthrec's own load of the file gives the factors
     that training from the file on Spark gives (same seed, same pairs, same ratings)."""
     _, _, from_file = trained
-    in_memory = fit_model(read_interactions(files["parquet"]), "als-spark", PARAMS, seed=SEED)
+    in_memory = fit_model(read_interactions(files["parquet"]), "spark", PARAMS, seed=SEED)
     assert from_file.train.users == in_memory.train.users
     assert (from_file.train.matrix != in_memory.train.matrix).nnz == 0
     for name in ("user_factors", "item_factors"):
@@ -255,7 +255,7 @@ def test_beats_popularity(spark) -> None:
     data = build_interactions(shop.user_id, shop.item_id, shop.quantity, shop.timestamp)
     split = split_ratio(data, test_ratio=0.2, seed=0)
     params = {"factors": 16, "iterations": 10, "regularization": 0.05}
-    als = evaluate_backend(split, "als-spark", params, ks=(10,)).metrics[10]
+    als = evaluate_backend(split, "spark", params, ks=(10,)).metrics[10]
     popular = evaluate_backend(split, "popularity", ks=(10,)).metrics[10]
     assert als["ndcg"] > popular["ndcg"] + 0.05
     assert als["recall"] > popular["recall"]
@@ -286,15 +286,15 @@ def test_spark_train_command(spark, files, tmp_path, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["backend"] == "als-spark" and summary["master"].startswith("local")
-    assert summary["model_file"] == str(tmp_path / "als-spark.npz")
+    assert summary["backend"] == "spark" and summary["master"].startswith("local")
+    assert summary["model_file"] == str(tmp_path / "spark.npz")
     assert summary["params"]["factors"] == 8 and summary["params"]["iterations"] == 3
     assert summary["cleaning"]["non-positive price"] > 0
     assert "k-core (users >= 1, items >= 2)" in summary["cleaning"]
     assert any((tmp_path / "checkpoints").rglob("*"))  # the k-core rounds were checkpointed there
     assert summary["data"]["rows_read"] == 812 and summary["users"] == 200
     code = main(
-        ["recommend", "--model", str(tmp_path / "als-spark.npz"), "--user-id", "cust-3", "--json"]
+        ["recommend", "--model", str(tmp_path / "spark.npz"), "--user-id", "cust-3", "--json"]
     )
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -348,23 +348,23 @@ def test_fold_in_is_sparks_normal_equation() -> None:
 
 
 def _spark_als_model(n_users: int = 12, n_items: int = 9) -> Model:
-    """A als-spark model made by hand (no Spark needed to score one)."""
+    """A ``spark`` model made by hand (no Spark needed to score one)."""
     rng = np.random.default_rng(1)
     users = np.repeat(np.arange(n_users), 3)
     items = rng.integers(0, n_items, users.size)
     data = build_interactions(
         np.char.add("c", users.astype(str)), np.char.add("i", items.astype(str))
     )
-    params = resolve_params(get_backend("als-spark"), {"factors": 4})
+    params = resolve_params(get_backend("spark"), {"factors": 4})
     arrays = {
         "user_factors": rng.normal(size=(data.n_users, 4)).astype(np.float32),
         "item_factors": rng.normal(size=(data.n_items, 4)).astype(np.float32),
     }
-    return Model("als-spark", params, arrays, data)
+    return Model("spark", params, arrays, data)
 
 
 def test_scoring_a_model_file_never_imports_pyspark(tmp_path) -> None:
-    path = save_model(_spark_als_model(), tmp_path / "als-spark.npz")
+    path = save_model(_spark_als_model(), tmp_path / "spark.npz")
     code = (
         "import sys\n"
         "import numpy as np\n"
@@ -392,7 +392,7 @@ def no_pyspark(monkeypatch):
 def test_without_pyspark_fitting_says_how_to_install(no_pyspark) -> None:
     data = _spark_als_model().train
     with pytest.raises(ParameterError, match=r'pip install "growthrec\[spark\]"'):
-        fit_model(data, "als-spark")
+        fit_model(data, "spark")
 
 
 def test_without_pyspark_spark_train_is_one_line(no_pyspark, tmp_path, capsys) -> None:
@@ -401,7 +401,7 @@ def test_without_pyspark_spark_train_is_one_line(no_pyspark, tmp_path, capsys) -
     _, err = capsys.readouterr()
     assert code == 2
     assert err.count("\n") == 1 and 'pip install "growthrec[spark]"' in err
-    assert not (tmp_path / "als-spark.npz").exists()
+    assert not (tmp_path / "spark.npz").exists()
 
 
 def test_spark_train_usage_errors(tmp_path, capsys) -> None:

@@ -1,6 +1,6 @@
-"""``als-spark``: implicit ALS trained by Spark (``pyspark.ml``), scored with numpy alone.
+"""``spark``: implicit ALS trained by Spark (``pyspark.ml``), scored with numpy alone.
 
-(Named ``als-spark`` rather than ``spark-als`` so that it lists beside ``als``.)
+(Named after the extra that installs what it needs, ``growthrec[spark]``.)
 
 Fitted by ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``, an optional dependency:
 ``pip install "growthrec[spark]"``. Without it the backend still registers, so its model files
@@ -79,7 +79,7 @@ def fold_in(
 class SparkALSBackend:
     """Implicit ALS fitted by Spark's ``pyspark.ml``; new customers folded in by an exact solve."""
 
-    name = "als-spark"
+    name = "spark"
     #: Optional modules fitting needs (growthrec[spark]); scoring a saved model needs none.
     requires = ("pyspark",)
     description = (

@@ -1,4 +1,4 @@
-"""``growthrec spark-train``: fit ``als-spark`` on Spark from CSV/Parquet files, save the model."""
+"""``growthrec spark-train``: fit ``spark`` on Spark from CSV/Parquet files, save the model."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train implicit ALS on Spark, from files one machine cannot hold",
         description="Read transactions with Spark (local or on a cluster), clean them as "
         "'growthrec train' does, fit Spark's implicit ALS and write the same .npz model file as "
-        "every backend (backend als-spark): recommend, evaluate and serving need no Spark. "
+        "every backend (backend spark): recommend, evaluate and serving need no Spark. "
         'Needs pyspark and Java: pip install "growthrec[spark]".',
     )
     data = p.add_argument_group("input data (read by Spark)")
