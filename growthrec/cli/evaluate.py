@@ -14,6 +14,7 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     add_threads_option,
+    add_weighting_and_seed,
     backend_params,
     load_data,
     load_report_table,
@@ -138,13 +139,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="use <backend>.params.json files written by 'growthrec tune' from this folder",
     )
-    c.add_argument(
-        "--weighting",
-        default="binary",
-        choices=("binary", "count", "log1p"),
-        help="how purchase counts become training values (default: binary)",
-    )
-    c.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_weighting_and_seed(c)
     add_protocol_options(c)
     add_json_option(c)
     c.set_defaults(run=run_compare)

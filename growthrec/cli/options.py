@@ -14,7 +14,7 @@ from growthrec.cli.output import Output
 from growthrec.core.interactions import Events
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import ParameterError
-from growthrec.presets import PRESETS, catalog_for, get_preset
+from growthrec.presets import PRESETS, Preset, catalog_for, get_preset
 from growthrec.tables import Cleaning, Columns, LoadReport, load_events
 
 __all__ = [
@@ -23,7 +23,10 @@ __all__ = [
     "add_cleaning_options",
     "add_data_options",
     "add_json_option",
+    "add_threads_option",
+    "add_weighting_and_seed",
     "backend_params",
+    "data_options",
     "load_data",
     "load_report_table",
     "positive_int",
@@ -161,8 +164,8 @@ class LoadedData:
     catalog: Path | None
 
 
-def load_data(args: argparse.Namespace) -> LoadedData:
-    """Read --data with the preset, column and cleaning options of the command line."""
+def data_options(args: argparse.Namespace) -> tuple[Columns, Cleaning, Preset | None]:
+    """The columns, cleaning rules and preset the command line asks for."""
     preset = get_preset(args.preset) if args.preset else None
     base = preset.columns if preset else Columns()
     columns = Columns(
@@ -182,6 +185,12 @@ def load_data(args: argparse.Namespace) -> LoadedData:
         min_user_interactions=args.min_user_interactions,
         min_item_interactions=args.min_item_interactions,
     )
+    return columns, cleaning, preset
+
+
+def load_data(args: argparse.Namespace) -> LoadedData:
+    """Read --data with the preset, column and cleaning options of the command line."""
+    columns, cleaning, preset = data_options(args)
     events, report = load_events(args.data, columns, cleaning)
     attributes, catalog = catalog_for(
         preset,
@@ -226,13 +235,21 @@ def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = T
         metavar="NAME=VALUE",
         help="a backend parameter; repeat for several",
     )
-    group.add_argument(
+    add_weighting_and_seed(group, tuned=True)
+
+
+def add_weighting_and_seed(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, tuned: bool = False
+) -> None:
+    """--weighting (default binary; with ``tuned``, unset so a tuned file's applies) and --seed."""
+    parser.add_argument(
         "--weighting",
-        default=None,
+        default=None if tuned else "binary",
         choices=sorted(WEIGHTINGS),
-        help="how purchase counts become training values (default: binary, or the tuned one)",
+        help="how purchase counts become training values (default: binary"
+        + (", or the tuned one)" if tuned else ")"),
     )
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
 def backend_params(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,15 +12,15 @@ from growthrec.cli.options import (
     add_cleaning_options,
     add_json_option,
     backend_params,
+    data_options,
 )
 from growthrec.cli.output import Output, human_bytes
-from growthrec.cli.train import model_path_for
+from growthrec.cli.train import model_path_for, model_rows, model_summary
 from growthrec.core.interactions import IdMap
 from growthrec.errors import DataError, ParameterError
 from growthrec.modelfile import save_model
-from growthrec.presets import PRESETS, Preset, catalog_for, get_preset
+from growthrec.presets import PRESETS, Preset, catalog_for
 from growthrec.spark import BACKEND, DEFAULT_MASTER, SparkLoadReport, spark_training
-from growthrec.tables import Cleaning, Columns
 
 __all__ = ["add_parser"]
 
@@ -118,30 +118,6 @@ def spark_conf(items: list[str]) -> dict[str, str]:
     return conf
 
 
-def _data_options(args: argparse.Namespace) -> tuple[Columns, Cleaning, Preset | None]:
-    """Columns and cleaning from the command line, as 'growthrec train' builds them."""
-    preset = get_preset(args.preset) if args.preset else None
-    base = preset.columns if preset else Columns()
-    columns = Columns(
-        args.user_col or base.user,
-        args.item_col or base.item,
-        args.weight_col or base.weight,
-        args.time_col or base.time,
-    )
-    cleaning = Cleaning(
-        drop_missing=not args.keep_missing,
-        drop_nonpositive=not args.keep_nonpositive,
-        drop_duplicates=not args.keep_duplicates,
-        min_weight=args.min_weight,
-        require_positive=tuple(
-            dict.fromkeys([*(preset.require_positive if preset else ()), *args.require_positive])
-        ),
-        min_user_interactions=args.min_user_interactions,
-        min_item_interactions=args.min_item_interactions,
-    )
-    return columns, cleaning, preset
-
-
 def _local_data(paths: list[str]) -> Path | None:
     """The one --data path as a local file, when it is one (the default catalogue is beside it)."""
     if len(paths) != 1:
@@ -180,7 +156,7 @@ def _data_table(out: Output, report: SparkLoadReport):
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
-    columns, cleaning, preset = _data_options(args)
+    columns, cleaning, preset = data_options(args)
     conf = spark_conf(args.conf)
     if args.catalog is not None and not args.catalog.is_file():
         raise DataError(f"{args.catalog}: no such file")
@@ -205,38 +181,21 @@ def run(args: argparse.Namespace, out: Output) -> None:
             model = attrs.evolve(model, item_attributes=attributes)
         steps.step("writing the model file")
         path = save_model(model, model_path_for(args.output, BACKEND))
-    data, report = model.train, result.report
+    report = result.report
     seconds = {name: round(value, 3) for name, value in result.seconds.items()}
     summary = {
-        "model_file": str(path),
-        "backend": model.backend,
-        "params": dict(model.params),
-        "weighting": model.weighting,
-        "seed": model.seed,
+        **model_summary(model, path, catalog),
         "master": result.master,
         "spark_version": result.spark_version,
-        "users": data.n_users,
-        "items": data.n_items,
-        "interactions": data.nnz,
-        "density": data.density,
-        "catalog_file": str(catalog) if catalog else None,
         "data": report.as_dict(),
         "cleaning": dict(report.dropped),
         "fit_seconds": seconds["als"],
         "seconds": seconds,
-        "file_bytes": path.stat().st_size,
     }
     out.emit_json(summary)
     rows = [
-        ("backend", model.backend),
-        ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items())),
-        ("weighting", model.weighting),
+        *model_rows(model, catalog),
         ("Spark", f"{result.spark_version} on {result.master}"),
-        ("users", f"{data.n_users:,}"),
-        ("items", f"{data.n_items:,}"),
-        ("interactions (distinct pairs)", f"{data.nnz:,}"),
-        ("density", f"{data.density:.4%}"),
-        ("catalogue", str(catalog) if catalog else "-"),
         (
             "time",
             f"{seconds['total']:.1f} s (Spark start {seconds['session']:.1f} s, read and clean "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from growthrec.cli.options import (
     add_backend_options,
@@ -17,10 +18,11 @@ from growthrec.cli.options import (
 from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.tune import read_tuned, tuned_weighting
 from growthrec.core.interactions import interactions_from_events
+from growthrec.core.model import Model
 from growthrec.modelfile import save_model
 from growthrec.recommender import fit_model
 
-__all__ = ["add_parser", "model_path_for"]
+__all__ = ["add_parser", "model_path_for", "model_rows", "model_summary"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +54,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def model_path_for(output: Path, backend: str) -> Path:
     """``output`` itself when it names a .npz file, else ``output/<backend>.npz``."""
     return output if output.suffix == ".npz" else output / f"{backend}.npz"
+
+
+def model_summary(model: Model, path: Path, catalog: Path | None) -> dict[str, Any]:
+    """What every training command reports of the model it wrote (JSON)."""
+    data = model.train
+    return {
+        "model_file": str(path),
+        "backend": model.backend,
+        "params": dict(model.params),
+        "weighting": model.weighting,
+        "seed": model.seed,
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": data.nnz,
+        "density": data.density,
+        "catalog_file": str(catalog) if catalog else None,
+        "file_bytes": path.stat().st_size,
+    }
+
+
+def model_rows(model: Model, catalog: Path | None) -> list[tuple[str, str]]:
+    """The table rows every training command shows of the model it wrote."""
+    data = model.train
+    return [
+        ("backend", model.backend),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items()) or "-"),
+        ("weighting", model.weighting),
+        ("users", f"{data.n_users:,}"),
+        ("items", f"{data.n_items:,}"),
+        ("interactions (distinct pairs)", f"{data.nnz:,}"),
+        ("density", f"{data.density:.4%}"),
+        ("catalogue", str(catalog) if catalog else "-"),
+    ]
 
 
 def _choices(args: argparse.Namespace) -> tuple[str, dict, str]:
@@ -88,31 +123,14 @@ def run(args: argparse.Namespace, out: Output) -> None:
         steps.step("writing the model file")
         path = save_model(model, model_path_for(args.output, args.backend))
     summary = {
-        "model_file": str(path),
-        "backend": model.backend,
-        "params": dict(model.params),
-        "weighting": model.weighting,
-        "seed": model.seed,
-        "users": data.n_users,
-        "items": data.n_items,
-        "interactions": data.nnz,
-        "density": data.density,
-        "catalog_file": str(catalog) if catalog else None,
+        **model_summary(model, path, catalog),
         "data_fingerprint": loaded.report.fingerprint,
         "cleaning": dict(loaded.report.dropped),
         "fit_seconds": round(fit_seconds, 4),
-        "file_bytes": path.stat().st_size,
     }
     out.emit_json(summary)
     rows = [
-        ("backend", model.backend),
-        ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items()) or "-"),
-        ("weighting", model.weighting),
-        ("users", f"{data.n_users:,}"),
-        ("items", f"{data.n_items:,}"),
-        ("interactions (distinct pairs)", f"{data.nnz:,}"),
-        ("density", f"{data.density:.4%}"),
-        ("catalogue", str(catalog) if catalog else "-"),
+        *model_rows(model, catalog),
         ("fit time", f"{fit_seconds:.3f} s"),
         ("model file", f"{path} ({human_bytes(summary['file_bytes'])})"),
     ]

@@ -13,6 +13,7 @@ from growthrec.cli.evaluate import add_protocol_options, protocol_from
 from growthrec.cli.options import (
     add_data_options,
     add_json_option,
+    add_weighting_and_seed,
     load_data,
     load_report_table,
     positive_int,
@@ -54,13 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--metric", default="ndcg", choices=METRIC_NAMES, help="what to maximise (default: ndcg)"
     )
     p.add_argument("--at", type=positive_int, default=10, help="the K of --metric (default 10)")
-    p.add_argument(
-        "--weighting",
-        default="binary",
-        choices=("binary", "count", "log1p"),
-        help="how purchase counts become training values (default: binary)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_weighting_and_seed(p)
     p.add_argument(
         "--output",
         type=Path,
