@@ -1,21 +1,22 @@
-"""What the backends built on the ``implicit`` library share: the import, seeds, threads, cosine."""
+"""What the factor backends share: the ``implicit`` import, seeds, scoring, cosine."""
 
 from __future__ import annotations
 
 import importlib
-import os
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 
+from growthrec.backends.contract import Arrays
 from growthrec.errors import ParameterError
 
 __all__ = [
     "INSTALL_HINT",
     "cosine_similar_items",
+    "factor_scores",
     "import_implicit",
     "library_seed",
-    "thread_count",
 ]
 
 #: How to get the optional dependency; named in the error a fit without it raises.
@@ -41,14 +42,19 @@ def library_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
 
 
-def thread_count(threads: int) -> int:
-    """Threads for ``implicit``'s OpenMP loops: ``threads``, or every usable core when 0."""
-    if threads > 0:
-        return threads
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+def factor_scores(
+    arrays: Arrays, users: np.ndarray, fold_in: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Scores of factor models: stored user factors for known users, ``fold_in(new)`` for the
+    rows ``new`` of new customers (``users == -1``), times the item factors."""
+    items = arrays["item_factors"]
+    new = users < 0
+    if not new.any():
+        return arrays["user_factors"][users] @ items.T
+    factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
+    factors[~new] = arrays["user_factors"][users[~new]]
+    factors[new] = fold_in(new)
+    return factors @ items.T
 
 
 def cosine_similar_items(item_factors: np.ndarray, items: np.ndarray) -> np.ndarray:

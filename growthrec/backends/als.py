@@ -27,12 +27,13 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends._implicit import (
     cosine_similar_items,
+    factor_scores,
     import_implicit,
     library_seed,
-    thread_count,
 )
 from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
+from growthrec.core.ranking import thread_count
 
 __all__ = ["ALSBackend", "bm25_rows", "bm25_statistics", "confidence", "fold_in"]
 
@@ -209,15 +210,11 @@ class ALSBackend:
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        items = arrays["item_factors"]
-        new = users < 0
-        if not new.any():
-            return arrays["user_factors"][users] @ items.T
-        factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
-        factors[~new] = arrays["user_factors"][users[~new]]
-        confidences = confidence(_weighted(rows[new], params, arrays), params["alpha"])
-        factors[new] = fold_in(items, confidences, params["regularization"])
-        return factors @ items.T
+        def fold_in_new(new: np.ndarray) -> np.ndarray:
+            confidences = confidence(_weighted(rows[new], params, arrays), params["alpha"])
+            return fold_in(arrays["item_factors"], confidences, params["regularization"])
+
+        return factor_scores(arrays, users, fold_in_new)
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray

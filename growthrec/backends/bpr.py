@@ -25,12 +25,13 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends._implicit import (
     cosine_similar_items,
+    factor_scores,
     import_implicit,
     library_seed,
-    thread_count,
 )
 from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
+from growthrec.core.ranking import thread_count
 
 __all__ = ["BPRBackend", "project_baskets"]
 
@@ -119,14 +120,13 @@ class BPRBackend:
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        items = arrays["item_factors"]
-        new = users < 0
-        if not new.any():
-            return arrays["user_factors"][users] @ items.T
-        factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
-        factors[~new] = arrays["user_factors"][users[~new]]
-        factors[new] = project_baskets(items, rows[new], params["fold_in_regularization"])
-        return factors @ items.T
+        return factor_scores(
+            arrays,
+            users,
+            lambda new: project_baskets(
+                arrays["item_factors"], rows[new], params["fold_in_regularization"]
+            ),
+        )
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray

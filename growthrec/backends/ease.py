@@ -20,7 +20,8 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.backends.itemknn import map_gram_row_blocks, usable_cores
+from growthrec.backends.itemknn import map_gram_row_blocks
+from growthrec.core.ranking import thread_count
 from growthrec.errors import ParameterError
 
 __all__ = ["EASEBackend", "ease_weights"]
@@ -59,7 +60,7 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
     from scipy.linalg import lapack
 
     n_items = matrix.shape[1]
-    cores = usable_cores()
+    cores = thread_count(0)
     gram = np.zeros((n_items, n_items), dtype=np.float32)
 
     def fill(start: int, stop: int, block: sp.csr_matrix) -> None:

@@ -23,7 +23,6 @@ are scored the same way from their basket (fold-in): nothing else is stored.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ import scipy.sparse as sp
 
 from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
+from growthrec.core.ranking import thread_count
 from growthrec.errors import ModelFileError, ParameterError
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "bm25_item_weights",
     "item_neighbours",
     "map_gram_row_blocks",
-    "usable_cores",
 ]
 
 #: Working memory the blocks of item rows in flight may take together while being ranked.
@@ -49,14 +48,6 @@ BLOCK_BYTES = 256 * 2**20
 _BYTES_PER_CELL = 24
 
 T = TypeVar("T")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def map_gram_row_blocks(
@@ -150,7 +141,7 @@ def item_neighbours(
     dropped). With ``norms`` (cosine on unit columns), entries shrink by ``n_i n_j / (n_i n_j +
     shrink)``, i.e. ``x_i·x_j / (‖x_i‖ ‖x_j‖ + shrink)``."""
     n_items = weighted.shape[1]
-    n_threads = n_threads or usable_cores()
+    n_threads = thread_count(n_threads or 0)
     budget = (block_bytes or BLOCK_BYTES) // n_threads
     rows_per_block = max(1, budget // (_BYTES_PER_CELL * max(n_items, 1)))
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.backends._implicit import cosine_similar_items, library_seed
+from growthrec.backends._implicit import cosine_similar_items, factor_scores, library_seed
 from growthrec.backends.als import fold_in as als_fold_in
 from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
@@ -121,14 +121,13 @@ class SparkALSBackend:
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        items = arrays["item_factors"]
-        new = users < 0
-        if not new.any():
-            return arrays["user_factors"][users] @ items.T
-        factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
-        factors[~new] = arrays["user_factors"][users[~new]]
-        factors[new] = fold_in(items, rows[new], params["alpha"], params["regularization"])
-        return factors @ items.T
+        return factor_scores(
+            arrays,
+            users,
+            lambda new: fold_in(
+                arrays["item_factors"], rows[new], params["alpha"], params["regularization"]
+            ),
+        )
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
