@@ -15,6 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture
+def plain_console(monkeypatch):
+    """Not a terminal (as under a pipe), and wide enough that tables never wrap a value."""
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The team's real datasets; tests using them skip where the folder is absent."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_error, run, run_json
 
 import growthrec.cli.output
 from growthrec.cli.main import main
@@ -24,12 +25,7 @@ USERS, ITEMS, DENSITY = 200, 40, 0.1
 SVD_PARAMS = {"factors": 8, "normalize": False, "n_iter": 5}
 
 
-@pytest.fixture(autouse=True)
-def _plain_console(monkeypatch):
-    """Wide enough that tables never wrap a value, and not a terminal (as under a pipe)."""
-    monkeypatch.setenv("COLUMNS", "200")
-    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("plain_console")
 
 
 def _quiet_main(argv: list[str]) -> tuple[int, str, str]:
@@ -38,33 +34,6 @@ def _quiet_main(argv: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
     return code, out.getvalue(), err.getvalue()
-
-
-def run(capsys, *argv: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv: object):
-    """Run a command with --json; it must succeed and its whole stdout must be one JSON value."""
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    assert err == ""
-    return json.loads(out)
-
-
-def assert_error(capsys, code: int, *argv: object) -> str:
-    """The command fails with ``code``, one ``error:`` line on stderr, no traceback, no stdout."""
-    actual, out, err = run(capsys, *argv)
-    assert actual == code, err
-    assert out == ""
-    assert err.startswith("error: ")
-    assert err.endswith("\n")
-    assert err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err.strip()
 
 
 def read_transactions(path: Path) -> list[dict[str, str]]:

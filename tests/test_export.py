@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,9 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import assert_error, run, run_json
 
 import growthrec.cli.export
-from growthrec.cli.main import main
 from growthrec.core.interactions import build_interactions
 from growthrec.errors import ParameterError
 from growthrec.modelfile import load_model, save_model
@@ -23,12 +22,7 @@ from growthrec.synthetic import generate_shop
 COLUMNS = ["user_id", "rank", "item_id", "score"]
 
 
-@pytest.fixture(autouse=True)
-def _plain_console(monkeypatch):
-    """Not a terminal (as under a pipe): no progress bar, wide tables."""
-    monkeypatch.setenv("COLUMNS", "200")
-    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("plain_console")
 
 
 @pytest.fixture(scope="module")
@@ -38,30 +32,6 @@ def model_file(tmp_path_factory) -> Path:
     data = build_interactions(shop.user_id, shop.item_id, shop.quantity, shop.timestamp)
     model = fit_model(data, "svd", {"factors": 8}, seed=0)
     return save_model(model, tmp_path_factory.mktemp("models") / "svd.npz")
-
-
-def run(capsys, *argv: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(["export", *(str(a) for a in argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv: object) -> dict:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    assert err == ""
-    return json.loads(out)
-
-
-def assert_error(capsys, code: int, *argv: object) -> str:
-    """The command fails with ``code`` and one ``error:`` line, no traceback, nothing on stdout."""
-    actual, out, err = run(capsys, *argv)
-    assert actual == code, err
-    assert out == ""
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err.strip()
 
 
 def read_back(path: Path) -> pa.Table:
@@ -99,7 +69,7 @@ def assert_rows(table: pa.Table, expected: list[tuple]) -> None:
 @pytest.mark.parametrize("name", ["recs.parquet", "recs.csv", "recs.csv.gz"])
 def test_every_users_top_n_as_recommend_gives_it(model_file, tmp_path, capsys, name):
     target = tmp_path / "out" / name
-    code, out, err = run(capsys, "--model", model_file, "--n", 5, "--output", target)
+    code, out, err = run(capsys, "export", "--model", model_file, "--n", 5, "--output", target)
     assert code == 0, err
     assert err == ""
     assert "Recommendations exported" in out
@@ -117,14 +87,14 @@ def test_small_batches_give_the_same_file(model_file, tmp_path, capsys, monkeypa
         lambda *args, **kwargs: real(*args, **{**kwargs, "batch_users": 64}),
     )
     target = tmp_path / "recs.parquet"
-    summary = run_json(capsys, "--model", model_file, "--n", 7, "--output", target)
+    summary = run_json(capsys, "export", "--model", model_file, "--n", 7, "--output", target)
     assert (summary["users"], summary["rows"]) == (200, 1400)
     assert_rows(read_back(target), expected_rows(model_file, None, 7))
 
 
 def test_parquet_column_types(model_file, tmp_path, capsys):
     target = tmp_path / "recs.parquet"
-    run_json(capsys, "--model", model_file, "--output", target)
+    run_json(capsys, "export", "--model", model_file, "--output", target)
     schema = pq.read_schema(target)
     assert schema.names == COLUMNS
     assert [str(schema.field(c).type) for c in COLUMNS] == ["int64", "int32", "string", "float"]
@@ -136,6 +106,7 @@ def test_only_the_users_asked_for_in_their_order(model_file, tmp_path, capsys):
     target = tmp_path / "recs.csv"
     summary = run_json(
         capsys,
+        "export",
         "--model",
         model_file,
         "--user-id",
@@ -157,7 +128,7 @@ def test_only_the_users_asked_for_in_their_order(model_file, tmp_path, capsys):
 def test_short_lists_leave_out_the_padding(model_file, tmp_path, capsys):
     # 40 products: asking for 100 gives every customer what they have not bought, no -1 rows.
     target = tmp_path / "recs.parquet"
-    summary = run_json(capsys, "--model", model_file, "--n", 100, "--output", target)
+    summary = run_json(capsys, "export", "--model", model_file, "--n", 100, "--output", target)
     model = load_model(model_file)
     unbought = 40 - np.diff(model.train.matrix.indptr)
     assert summary["rows"] == int(unbought.sum())
@@ -171,7 +142,9 @@ def test_short_lists_leave_out_the_padding(model_file, tmp_path, capsys):
 
 def test_json_summary(model_file, tmp_path, capsys):
     target = tmp_path / "recs.parquet"
-    summary = run_json(capsys, "--model", model_file, "--n", 4, "--output", target, "--threads", 2)
+    summary = run_json(
+        capsys, "export", "--model", model_file, "--n", 4, "--output", target, "--threads", 2
+    )
     assert set(summary) == {"output", "format", "model", "n", "users", "rows", "seconds"}
     assert summary["output"] == str(target)
     assert summary["format"] == "parquet"
@@ -182,7 +155,17 @@ def test_json_summary(model_file, tmp_path, capsys):
 
 def test_include_purchased(model_file, tmp_path, capsys):
     target = tmp_path / "recs.parquet"
-    run_json(capsys, "--model", model_file, "--n", 40, "--include-purchased", "--output", target)
+    run_json(
+        capsys,
+        "export",
+        "--model",
+        model_file,
+        "--n",
+        40,
+        "--include-purchased",
+        "--output",
+        target,
+    )
     assert read_back(target).num_rows == 200 * 40
 
 
@@ -198,33 +181,45 @@ def test_a_failure_mid_write_leaves_no_file(model_file, tmp_path, capsys, monkey
 
     monkeypatch.setattr(growthrec.cli.export, "recommend_in_batches", failing)
     for name in ("new.parquet", "new.csv.gz"):
-        err = assert_error(capsys, 1, "--model", model_file, "--output", tmp_path / name)
+        err = assert_error(capsys, 1, "export", "--model", model_file, "--output", tmp_path / name)
         assert "No space left on device" in err
     existing = tmp_path / "old.csv"
     existing.write_text("keep me\n")
-    assert_error(capsys, 1, "--model", model_file, "--output", existing)
+    assert_error(capsys, 1, "export", "--model", model_file, "--output", existing)
     assert existing.read_text() == "keep me\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]
 
 
 def test_errors_are_one_line(model_file, tmp_path, capsys):
     out = tmp_path / "recs.parquet"
-    err = assert_error(capsys, 1, "--model", tmp_path / "missing.npz", "--output", out)
+    err = assert_error(capsys, 1, "export", "--model", tmp_path / "missing.npz", "--output", out)
     assert "no such model file" in err
     assert "must be at least 1" in assert_error(
-        capsys, 2, "--model", model_file, "--n", 0, "--output", out
+        capsys, 2, "export", "--model", model_file, "--n", 0, "--output", out
     )
-    err = assert_error(capsys, 1, "--model", model_file, "--user-id", "99999", "--output", out)
+    err = assert_error(
+        capsys, 1, "export", "--model", model_file, "--user-id", "99999", "--output", out
+    )
     assert "user 99999 is not in the model's training data" in err
     err = assert_error(
-        capsys, 1, "--model", model_file, "--users-file", tmp_path / "nope.txt", "--output", out
+        capsys,
+        1,
+        "export",
+        "--model",
+        model_file,
+        "--users-file",
+        tmp_path / "nope.txt",
+        "--output",
+        out,
     )
     assert "no such users file" in err
-    err = assert_error(capsys, 2, "--model", model_file, "--output", tmp_path / "recs.json")
+    err = assert_error(
+        capsys, 2, "export", "--model", model_file, "--output", tmp_path / "recs.json"
+    )
     assert "unknown file type" in err
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert_error(capsys, 1, "--model", model_file, "--output", blocker / "recs.parquet")
+    assert_error(capsys, 1, "export", "--model", model_file, "--output", blocker / "recs.parquet")
     assert not out.exists()
 
 
