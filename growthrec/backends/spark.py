@@ -113,7 +113,7 @@ class SparkALSBackend:
     def fit(
         self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
     ) -> Arrays:
-        from growthrec.spark import fit_matrix, import_pyspark
+        from growthrec.backends._spark_als import fit_matrix, import_pyspark
 
         import_pyspark(f"backend {self.name!r}")
         return fit_matrix(matrix, params, library_seed(rng))

@@ -1,48 +1,20 @@
-"""Training on Spark: implicit ALS on transactions read where Spark can reach them.
-
-``train_from_path`` reads CSV or Parquet paths (local, HDFS, S3, ... : whatever the session can
-read) with Spark itself, applies growthrec's cleaning rules there (the same rules, in the same
-order, with the same counts as ``growthrec.tables.load_events``), maps the raw ids to contiguous
-integers inside Spark, and fits ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``. Only what
-the model file holds comes back to the driver: both factor matrices, both id maps and the
-training pairs (integer CSR, for excluding purchases). The result is an ordinary ``Model`` of
-the ``spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
-
-The event log never has to fit in one process; the model file's content does (on the driver):
-``4 * factors`` bytes per customer and per item, 8 bytes per distinct (customer, item) pair
-(16 with a time column) and the ids; about 120 bytes per pair at the peak, while the collected
-pairs become the CSR matrix.
-
-pyspark is optional (``pip install "growthrec[spark]"``) and imported only when a function here
-runs, so importing growthrec, scoring a ``spark`` model or serving it needs no Spark.
-
-Ids are mapped as growthrec maps them: integer ids (whole-number floats included) stay integers
-and are ordered numerically, text ids are ordered by code point; index ``i`` is the ``i``-th
-smallest id, so the id maps equal those of ``load_events`` on the same file and cleaning.
-Differences from ``load_events``: a problem value is reported with the column and the value but
-not the row (Spark has no row numbers); CSV types are inferred by Spark over the whole file (one
-extra pass; Parquet needs none); times without a zone are read as UTC (as pyarrow does).
-"""
+"""Reading and cleaning transactions with Spark: the rules of ``growthrec.tables``, in Spark."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
-import scipy.sparse as sp
 
-from growthrec.backends.spark import SparkALSBackend
+from growthrec.backends._spark_als import (
+    collect,
+    spark_errors,
+)
 from growthrec.core.interactions import IdMap, Interactions, interactions_from_codes
-from growthrec.core.model import Model
-from growthrec.core.seeds import resolve_rng
-from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import DataError, GrowthrecError, ParameterError
 from growthrec.tables import (
     DEFAULT_TIME_COLUMN,
@@ -53,127 +25,23 @@ from growthrec.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.ml.recommendation import ALSModel
     from pyspark.sql import Column, DataFrame, SparkSession
 
 __all__ = [
-    "BACKEND",
-    "DEFAULT_MASTER",
-    "INSTALL_HINT",
     "LOAD_SQL_CONF",
-    "SESSION_DEFAULTS",
     "SparkLoadReport",
     "SparkPairs",
-    "SparkTraining",
+    "as_paths",
     "file_format_of",
-    "fit_spark_als",
-    "import_pyspark",
     "load_pairs",
-    "ratings_from_matrix",
-    "spark_session",
-    "spark_training",
-    "train_from_path",
+    "ratings_from_pairs",
 ]
 
-#: The backend whose model files this module writes, and whose scoring reads them.
-BACKEND = SparkALSBackend.name
-#: How to get the optional dependency; named in the error raised without it.
-INSTALL_HINT = 'pip install "growthrec[spark]"'
-DEFAULT_MASTER = "local[*]"
-#: Settings of the sessions growthrec starts itself; ``conf`` given by the caller overrides each.
-SESSION_DEFAULTS: dict[str, str] = {"spark.ui.showConsoleProgress": "false"}
 _FORMATS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: monotonically_increasing_id() puts the partition index above bit 33.
 _PARTITION_SHIFT = 33
 
 
-def import_pyspark(what: str) -> ModuleType:
-    """The ``pyspark`` package, or a one-line ``ParameterError`` saying how to install it."""
-    try:
-        module = importlib.import_module("pyspark")
-        importlib.import_module("pyspark.sql")
-    except ImportError as exc:
-        raise ParameterError(
-            f"{what} needs pyspark, which is not installed ({exc}); install it with: {INSTALL_HINT}"
-        ) from None
-    return module
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
-@contextlib.contextmanager
-def _spark_errors(what: str) -> Iterator[None]:
-    """Spark's and py4j's exceptions as one-line ``GrowthrecError``s (a data error for a path)."""
-    from py4j.protocol import Py4JError
-    from pyspark.errors import PySparkException
-
-    try:
-        yield
-    except GrowthrecError:
-        raise
-    except (PySparkException, Py4JError) as exc:
-        line = _first_line(exc)
-        if "PATH_NOT_FOUND" in line or "Path does not exist" in line:
-            raise DataError(f"{what}: {line}") from None
-        if "JAVA_GATEWAY_EXITED" in line or "JAVA_HOME" in line:
-            line += " (Spark needs Java: 17 or 21 for pyspark 4, 8/11/17 for 3.5; set JAVA_HOME)"
-        if "maxResultSize" in line:
-            line += " (the model is collected to the driver: raise spark.driver.maxResultSize)"
-        raise GrowthrecError(f"{what}: {line}") from None
-
-
-@contextlib.contextmanager
-def spark_session(
-    master: str | None = None, conf: Mapping[str, object] | None = None
-) -> Iterator[SparkSession]:
-    """A Spark session for one piece of work.
-
-    The running session is used as it is when there is one (and left running); asking for
-    another ``master`` or for ``conf`` then is an error, as Spark would silently ignore both.
-    Otherwise a session is started on ``master`` (default ``local[*]``) with
-    ``SESSION_DEFAULTS`` overlaid by ``conf``, and stopped on leaving; the JVM stays up, so the
-    next session starts in well under a second.
-    """
-    import_pyspark("Spark training")
-    from pyspark import SparkContext
-    from pyspark.sql import SparkSession
-
-    # A running context (not only this thread's active session) means the session is not ours.
-    if SparkContext._active_spark_context is not None:
-        active = SparkSession.builder.getOrCreate()
-        running = active.sparkContext.master
-        if master is not None and master != running:
-            raise ParameterError(
-                f"a Spark session is already running on {running!r}, not {master!r}: stop it "
-                "(spark.stop()) or leave the master unset to use it"
-            )
-        if conf:
-            raise ParameterError(
-                f"a Spark session is already running, so spark_conf {dict(conf)!r} cannot "
-                "apply: stop it (spark.stop()) or set these on that session"
-            )
-        yield active
-        return
-    builder = SparkSession.builder.appName("growthrec").master(master or DEFAULT_MASTER)
-    for key, value in {**SESSION_DEFAULTS, **(conf or {})}.items():
-        builder = builder.config(key, str(value))
-    with _spark_errors("Spark could not start"):
-        session = builder.getOrCreate()
-        session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
-
-
-#: SQL settings for the duration of a load, the session's own restored afterwards: times
-#: without a zone read as UTC (as pyarrow reads them); adaptive execution may coalesce the
-#: partitions of cached frames (measured on ml-latest-small in local mode: 54 s -> 10 s, as
-#: each of the 200 default shuffle partitions otherwise stays a task in every later stage).
 LOAD_SQL_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
@@ -194,10 +62,6 @@ def _sql_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading and cleaning
 
 
 @attrs.frozen
@@ -269,7 +133,7 @@ def _col(name: str) -> Column:
 
 def _read(spark: SparkSession, paths: Sequence[str], kind: str) -> DataFrame:
     where = ", ".join(paths)
-    with _spark_errors(where):
+    with spark_errors(where):
         if kind == "parquet":
             frame = spark.read.parquet(*paths)
         else:
@@ -353,21 +217,11 @@ def _time_column(frame: DataFrame, name: str, rank: int, where: str) -> tuple[Co
     )
 
 
-def _as_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+def as_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
     paths = (path,) if isinstance(path, (str, os.PathLike)) else tuple(path)
     if not paths:
         raise ParameterError("no path given: name at least one CSV or Parquet file")
     return tuple(os.fspath(p) for p in paths)
-
-
-def _collect(frame: DataFrame) -> Any:
-    """``frame`` on the driver as a pyarrow Table (pyspark 4: through Arrow; 3.5: rows)."""
-    import pyarrow as pa
-
-    if hasattr(frame, "toArrow"):
-        return frame.toArrow()
-    rows = frame.collect()
-    return pa.table({name: [row[n] for row in rows] for n, name in enumerate(frame.columns)})
 
 
 def _numpy(table: Any, name: str) -> np.ndarray:
@@ -402,7 +256,7 @@ def _index_ids(
         )
         .persist()
     )
-    table = _collect(ordered.select(column, "_part"))  # partition order: the sorted order
+    table = collect(ordered.select(column, "_part"))  # partition order: the sorted order
     ids, part = _numpy(table, column), table.column("_part").to_numpy()
     if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
         raise GrowthrecError(f"Spark returned the {column} ids out of order; please report this")
@@ -528,13 +382,13 @@ def load_pairs(
     """
     from pyspark.sql import functions as F
 
-    paths = _as_paths(path)
+    paths = as_paths(path)
     columns = Columns() if columns is None else columns
     cleaning = Cleaning() if cleaning is None else cleaning
     _check_cleaning(cleaning)
     kind = file_format_of(paths, file_format)
     where = ", ".join(paths)
-    with _sql_conf(spark, LOAD_SQL_CONF), _spark_errors(where):
+    with _sql_conf(spark, LOAD_SQL_CONF), spark_errors(where):
         frame = _read(spark, paths, kind)
         names = frame.columns
         weight = columns.weight or (
@@ -622,7 +476,7 @@ def load_pairs(
                 )
                 .persist()
             )
-            table = _collect(indexed.select("user", "item", "value", "time", "rows"))
+            table = collect(indexed.select("user", "item", "value", "time", "rows"))
         finally:
             for frame_done in persisted:
                 frame_done.unpersist()
@@ -686,10 +540,6 @@ def _k_core(pairs: DataFrame, min_user: int, min_item: int) -> DataFrame:
         current, size = following, following_size
 
 
-# ---------------------------------------------------------------------------------------------
-# Fitting
-
-
 def ratings_from_pairs(pairs: DataFrame, weighting: str) -> DataFrame:
     """ALS's input from ``load_pairs``'s pairs: (user, item, rating) with the weighting applied
     to each pair's summed weight (float32 first, as growthrec's matrix holds it)."""
@@ -704,187 +554,3 @@ def ratings_from_pairs(pairs: DataFrame, weighting: str) -> DataFrame:
     return pairs.filter(F.col("value") != 0).select(
         "user", "item", ratings[weighting].cast("float").alias("rating")
     )
-
-
-def ratings_from_matrix(spark: SparkSession, matrix: sp.csr_matrix) -> DataFrame:
-    """ALS's input from a weighted CSR matrix: its non-zero entries as (user, item, rating)."""
-    import pyarrow as pa
-    import pyspark
-
-    coo = matrix.tocoo()
-    keep = coo.data != 0
-    table = pa.table(
-        {
-            "user": coo.row[keep].astype(np.int32),
-            "item": coo.col[keep].astype(np.int32),
-            "rating": coo.data[keep].astype(np.float32),
-        }
-    )
-    if int(pyspark.__version__.split(".")[0]) >= 4:
-        return spark.createDataFrame(table)
-    rows = zip(*(table.column(n).to_pylist() for n in table.column_names), strict=True)
-    return spark.createDataFrame(list(rows), "user int, item int, rating float")
-
-
-def _factor_matrix(frame: DataFrame, n_rows: int, rank: int) -> np.ndarray:
-    """ALS's (id, features) factors as a dense float32 matrix; ids ALS never saw get zeros."""
-    import pyarrow as pa
-
-    table = _collect(frame.select("id", "features"))
-    out = np.zeros((n_rows, rank), dtype=np.float32)
-    if table.num_rows:
-        features = pa.chunked_array(table.column("features")).combine_chunks()
-        values = np.asarray(features.flatten().to_numpy(), dtype=np.float32)
-        out[table.column("id").to_numpy()] = values.reshape(-1, rank)
-    return out
-
-
-def fit_spark_als(
-    ratings: DataFrame, n_users: int, n_items: int, params: Mapping[str, Any], seed: int
-) -> tuple[dict[str, np.ndarray], ALSModel]:
-    """Fit ``ALS(implicitPrefs=True)`` on (user, item, rating) rows; the factor matrices (float32,
-    rows indexed by the user and item ids of ``ratings``) and Spark's own model.
-
-    ``params`` are the ``spark`` backend's, resolved (see ``growthrec.backends.spark``).
-    """
-    from pyspark.ml.recommendation import ALS
-
-    als = ALS(
-        rank=params["factors"],
-        maxIter=params["iterations"],
-        regParam=params["regularization"],
-        alpha=params["alpha"],
-        implicitPrefs=True,
-        seed=int(seed),
-        userCol="user",
-        itemCol="item",
-        ratingCol="rating",
-        coldStartStrategy="drop",
-    )
-    if params["blocks"]:
-        als.setNumUserBlocks(params["blocks"]).setNumItemBlocks(params["blocks"])
-    model = als.fit(ratings)
-    arrays = {
-        "user_factors": _factor_matrix(model.userFactors, n_users, model.rank),
-        "item_factors": _factor_matrix(model.itemFactors, n_items, model.rank),
-    }
-    return arrays, model
-
-
-def fit_matrix(
-    matrix: sp.csr_matrix, params: Mapping[str, Any], seed: int
-) -> dict[str, np.ndarray]:
-    """The ``spark`` fit of an in-memory (weighted) matrix, on the running session or a
-    ``local[*]`` one started for it."""
-    with spark_session() as spark, _spark_errors(BACKEND):
-        ratings = ratings_from_matrix(spark, matrix)
-        arrays, _ = fit_spark_als(ratings, *matrix.shape, params, seed)
-    return arrays
-
-
-# ---------------------------------------------------------------------------------------------
-# From a path to a Model
-
-
-@attrs.frozen(eq=False)
-class SparkTraining:
-    """A model trained on Spark, with what was read and dropped, and where the time went."""
-
-    model: Model
-    report: SparkLoadReport
-    master: str
-    spark_version: str
-    #: ``session`` (start-up), ``load`` (read, clean, index, collect the pairs), ``als`` (fit
-    #: and collect the factors) and ``total``, in seconds.
-    seconds: dict[str, float]
-
-
-def spark_training(
-    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    columns: Columns | None = None,
-    *,
-    params: Mapping[str, Any] | None = None,
-    cleaning: Cleaning | None = None,
-    weighting: str = "binary",
-    seed: int | None = 0,
-    master: str | None = None,
-    spark_conf: Mapping[str, object] | None = None,
-    file_format: str | None = None,
-    session: SparkSession | None = None,
-    checkpoint_dir: str | None = None,
-) -> SparkTraining:
-    """``train_from_path``, also returning the load report, the master and the timings."""
-    from growthrec.backends._implicit import library_seed
-    from growthrec.backends.contract import resolve_params
-    from growthrec.backends.registry import get_backend
-
-    resolved = resolve_params(get_backend(BACKEND), params or {})
-    if weighting not in WEIGHTINGS:
-        raise ParameterError(
-            f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}"
-        )
-    paths = _as_paths(path)
-    file_format_of(paths, file_format)  # a bad name fails before Spark starts
-    library = library_seed(resolve_rng(seed))
-    start = time.perf_counter()
-    seconds: dict[str, float] = {}
-    context = contextlib.nullcontext(session) if session else spark_session(master, spark_conf)
-    with context as spark:
-        seconds["session"] = time.perf_counter() - start
-        if checkpoint_dir:
-            spark.sparkContext.setCheckpointDir(checkpoint_dir)
-        loaded = load_pairs(spark, paths, columns, cleaning, file_format=file_format)
-        seconds["load"] = time.perf_counter() - start - seconds["session"]
-        train = loaded.train
-        try:
-            with _spark_errors(BACKEND):
-                ratings = ratings_from_pairs(loaded.pairs, weighting)
-                arrays, _ = fit_spark_als(ratings, train.n_users, train.n_items, resolved, library)
-        finally:
-            loaded.pairs.unpersist()
-        running, version = spark.sparkContext.master, spark.version
-    seconds["als"] = time.perf_counter() - start - seconds["session"] - seconds["load"]
-    seconds["total"] = time.perf_counter() - start
-    model = Model(BACKEND, resolved, arrays, train, weighting, seed)
-    return SparkTraining(model, loaded.report, running, version, seconds)
-
-
-def train_from_path(
-    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    columns: Columns | None = None,
-    *,
-    params: Mapping[str, Any] | None = None,
-    cleaning: Cleaning | None = None,
-    weighting: str = "binary",
-    seed: int | None = 0,
-    master: str | None = None,
-    spark_conf: Mapping[str, object] | None = None,
-    file_format: str | None = None,
-    session: SparkSession | None = None,
-    checkpoint_dir: str | None = None,
-) -> Model:
-    """Train ``spark`` on Spark from CSV/Parquet path(s); the ``Model`` every backend makes.
-
-    ``params`` are the ``spark`` parameters (``factors``, ``regularization``, ``alpha``,
-    ``iterations``, ``blocks``); ``weighting`` turns each pair's summed weight into ALS's
-    rating as ``growthrec train --weighting`` does; ``seed`` gives the same Spark seed as
-    ``fit_model(..., "spark", seed=seed)``. Spark: ``session`` if given (left running), else
-    the running session, else a new one on ``master`` (default ``local[*]``) with ``spark_conf``
-    (e.g. ``{"spark.executor.memory": "8g"}``), stopped at the end. ``checkpoint_dir``, a
-    directory every executor can write (HDFS, S3, ...), makes the k-core rounds' checkpoints
-    reliable (else they are local to the executors) and lets ALS checkpoint every 10
-    iterations. Save the result with ``growthrec.modelfile.save_model``.
-    """
-    return spark_training(
-        path,
-        columns,
-        params=params,
-        cleaning=cleaning,
-        weighting=weighting,
-        seed=seed,
-        master=master,
-        spark_conf=spark_conf,
-        file_format=file_format,
-        session=session,
-        checkpoint_dir=checkpoint_dir,
-    ).model
