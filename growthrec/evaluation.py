@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends.registry import get_backend
 from growthrec.core.interactions import Interactions
-from growthrec.core.metrics import ranking_metrics
+from growthrec.core.metrics import MetricTotals
 from growthrec.core.model import Model
 from growthrec.core.ranking import batch_rows, top_k_batched
 from growthrec.core.sampling import candidate_items, candidate_scores, sample_candidates
@@ -31,6 +31,7 @@ from growthrec.recommender import fit_model, recommend
 __all__ = [
     "Evaluation",
     "categories_from",
+    "clamp_ks",
     "evaluate_backend",
     "evaluate_model",
     "item_vectors_for_diversity",
@@ -71,6 +72,10 @@ class Evaluation:
         }
 
 
+#: Bytes per batch of users for the lists and the metric temporaries of ``evaluate_model``.
+_EVALUATION_BATCH_BYTES = 64 * 2**20
+
+
 def ranking_label(sampled_negatives: int | None) -> str:
     """How lists were ranked: ``"full"`` or ``"sampled (N negatives per user)"``."""
     if sampled_negatives is None:
@@ -82,6 +87,18 @@ def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
     if not ks or any(int(k) < 1 for k in ks):
         raise ParameterError(f"k values {list(ks)} must be whole numbers of at least 1")
     return tuple(sorted({int(k) for k in ks}))
+
+
+def clamp_ks(ks: Sequence[int], n_items: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The cut-offs to compute, none deeper than the catalogue, and the ones that were cut.
+
+    A list can never hold more than ``n_items`` items, so a K above it is computed as K =
+    ``n_items`` (the same values, without the cost of padding): ``(10, 100000)`` on a 100-item
+    catalogue gives ``((10, 100), (100000,))``.
+    """
+    ks = _checked_ks(ks)
+    limit = max(int(n_items), 1)
+    return tuple(sorted({min(k, limit) for k in ks})), tuple(k for k in ks if k > limit)
 
 
 def _checked_negatives(sampled_negatives: int | None) -> int | None:
@@ -150,23 +167,23 @@ def evaluate_model(
     with the same seed meet the same negatives. Novelty is always reported (popularity from
     ``model.train``); diversity when ``categories`` or ``item_vectors`` is given.
 
+    A k deeper than the catalogue is computed at the catalogue's size and keyed so
+    (``clamp_ks``). Users are ranked and scored a batch at a time, so memory stays bounded
+    for any number of users and any k.
+
     Returns the number of evaluated users and ``{k: {metric: value}}``.
     """
-    ks = _checked_ks(ks)
+    ks = clamp_ks(ks, model.train.n_items)[0]
     sampled_negatives = _checked_negatives(sampled_negatives)
     users = np.flatnonzero(np.diff(test.indptr))
     truth = test[users]
-    if sampled_negatives is None:
-        recommended, _ = recommend(model, users, max(ks), n_threads=n_threads)
-    else:
+    candidates = None
+    if sampled_negatives is not None:
         candidates = sample_candidates(
             truth, model.train.matrix[users], sampled_negatives, seed=seed
         )
-        recommended = _recommend_among(model, users, candidates, max(ks), n_threads)
     item_counts, n_buyers = _buyers(model.train)
-    metrics = ranking_metrics(
-        recommended,
-        truth,
+    totals = MetricTotals(
         ks,
         model.train.n_items,
         item_counts=item_counts,
@@ -174,7 +191,18 @@ def evaluate_model(
         categories=categories,
         item_vectors=item_vectors,
     )
-    return int(users.size), metrics
+    depth = max(ks)
+    # Lists a batch of users at a time: memory is bounded whatever the number of users.
+    batch = max(1, _EVALUATION_BATCH_BYTES // (64 * depth))
+    for start in range(0, users.size, batch):
+        some = users[start : start + batch]
+        if candidates is None:
+            recommended, _ = recommend(model, some, depth, n_threads=n_threads)
+        else:
+            among = candidates[start : start + batch]
+            recommended = _recommend_among(model, some, among, depth, n_threads)
+        totals.add(recommended, truth[start : start + batch])
+    return int(users.size), totals.result()
 
 
 def evaluate_backend(

@@ -19,6 +19,7 @@ from growthrec.errors import ParameterError
 __all__ = [
     "BEYOND_ACCURACY",
     "METRIC_NAMES",
+    "MetricTotals",
     "catalog_coverage_at_k",
     "hit_matrix",
     "hit_rate_at_k",
@@ -36,6 +37,9 @@ __all__ = [
 METRIC_NAMES = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr", "coverage")
 #: What it adds when given item popularity (novelty, in bits) or item features (diversity).
 BEYOND_ACCURACY = ("novelty", "diversity")
+
+#: The per-user metrics ``_per_user`` computes, in ``METRIC_NAMES`` order.
+_PER_USER = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr")
 
 #: Bytes of per-batch temporaries in the diversity computation: memory stays flat in n_users.
 _DIVERSITY_BATCH_BYTES = 32 * 2**20
@@ -161,6 +165,30 @@ def _check_item_table(top: np.ndarray, n_rows: int, what: str) -> None:
         raise ParameterError(f"recommended item {top.max()} is outside the {n_rows} rows of {what}")
 
 
+def _checked_counts(item_counts: np.ndarray, n_users: int) -> np.ndarray:
+    counts = np.asarray(item_counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu":
+        raise ParameterError("item_counts must be a 1-D integer array (buyers of each item)")
+    if n_users < 1:
+        raise ParameterError(f"n_users={n_users} must be at least 1")
+    if counts.size and (counts.min() < 0 or counts.max() > n_users):
+        raise ParameterError(
+            f"item_counts must lie in [0, n_users={n_users}]; got {counts.min()}..{counts.max()}"
+        )
+    return counts
+
+
+def _novelty_totals(top: np.ndarray, counts: np.ndarray, n_users: int) -> tuple[float, int]:
+    """Sum of the per-list mean self-information, and the number of lists with a valid item."""
+    _check_item_table(top, counts.size, "item_counts")
+    information = np.log2(n_users / np.maximum(counts, 1).astype(np.float64))
+    valid = top >= 0
+    n_valid = valid.sum(axis=1)
+    total = np.where(valid, information[np.where(valid, top, 0)], 0.0).sum(axis=1)
+    users = n_valid > 0
+    return float((total[users] / n_valid[users]).sum()), int(users.sum())
+
+
 def novelty_at_k(recommended: np.ndarray, k: int, item_counts: np.ndarray, n_users: int) -> float:
     """Mean self-information, in bits, of the items in each user's top ``k``.
 
@@ -171,27 +199,74 @@ def novelty_at_k(recommended: np.ndarray, k: int, item_counts: np.ndarray, n_use
     possible) instead of infinite. The value lies in [0, log2(n_users)].
     """
     top = _top(recommended, k)
-    counts = np.asarray(item_counts)
-    if counts.ndim != 1 or counts.dtype.kind not in "iu":
-        raise ParameterError("item_counts must be a 1-D integer array (buyers of each item)")
-    if n_users < 1:
-        raise ParameterError(f"n_users={n_users} must be at least 1")
-    if counts.size and (counts.min() < 0 or counts.max() > n_users):
-        raise ParameterError(
-            f"item_counts must lie in [0, n_users={n_users}]; got {counts.min()}..{counts.max()}"
-        )
-    _check_item_table(top, counts.size, "item_counts")
-    information = np.log2(n_users / np.maximum(counts, 1).astype(np.float64))
-    valid = top >= 0
-    n_valid = valid.sum(axis=1)
-    total = np.where(valid, information[np.where(valid, top, 0)], 0.0).sum(axis=1)
-    users = n_valid > 0
-    return _mean(total[users] / n_valid[users])
+    counts = _checked_counts(item_counts, n_users)
+    total, count = _novelty_totals(top, counts, n_users)
+    return total / count if count else 0.0
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def _diversity_table(categories: np.ndarray | None, item_vectors: np.ndarray | None) -> np.ndarray:
+    """The checked per-item table: int codes (1-D) or unit-length float64 vectors (2-D)."""
+    if (categories is None) == (item_vectors is None):
+        raise ParameterError("diversity: give exactly one of categories or item_vectors")
+    if categories is not None:
+        table = np.asarray(categories)
+        if table.ndim != 1 or table.dtype.kind not in "iu":
+            raise ParameterError("categories must be a 1-D integer array (a code per item)")
+        # Dense codes 0..n-1 (any integers may come in): pair counting keys on them.
+        return np.unique(table, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    table = np.asarray(item_vectors, dtype=np.float64)
+    if table.ndim != 2:
+        raise ParameterError(f"item_vectors must be 2-D (items x dims), got {table.ndim}-D")
+    if not np.isfinite(table).all():
+        raise ParameterError("item_vectors holds NaN or infinite values")
+    return _unit_rows(table)
+
+
+def _pair_distance_sums(top: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per row, the summed distance over unordered pairs of valid (not -1) items.
+
+    Never a K x K array: same-category pairs are counted from per-row category counts, and
+    the cosine similarities of all pairs sum to ``(|sum u|^2 - sum |u|^2) / 2`` for unit rows
+    ``u`` (a zero vector adds 0, so it lies at distance 1 from everything).
+    """
+    valid = top >= 0
+    n_valid = valid.sum(axis=1).astype(np.float64)
+    pairs = n_valid * (n_valid - 1) / 2.0
+    if table.ndim == 1:
+        codes = table[top[valid]]
+        rows = np.nonzero(valid)[0]
+        n_codes = int(codes.max()) + 1 if codes.size else 1
+        keys, counts = np.unique(rows * n_codes + codes, return_counts=True)
+        same = np.bincount(
+            keys // n_codes, weights=counts * (counts - 1) / 2.0, minlength=top.shape[0]
+        )
+        return pairs - same
+    gathered = table[np.where(valid, top, 0)] * valid[:, :, None]
+    total = gathered.sum(axis=1)
+    similar = ((total * total).sum(axis=1) - (gathered * gathered).sum(axis=(1, 2))) / 2.0
+    # The pairwise form clipped each distance to [0, 2]; here rounding is clipped per list.
+    return np.clip(pairs - similar, 0.0, 2.0 * pairs)
+
+
+def _diversity_totals(top: np.ndarray, table: np.ndarray) -> tuple[float, int]:
+    """Sum of the per-list mean pair distances, and the number of lists with two valid items."""
+    width = table.shape[1] if table.ndim == 2 else 1
+    size = max(1, _DIVERSITY_BATCH_BYTES // (8 * max(top.shape[1], 1) * (width + 2)))
+    total, count = 0.0, 0
+    for start in range(0, top.shape[0], size):
+        block = top[start : start + size]
+        n_valid = (block >= 0).sum(axis=1)
+        users = n_valid >= 2
+        if users.any():
+            n_pairs = n_valid[users] * (n_valid[users] - 1) / 2.0
+            total += float((_pair_distance_sums(block[users], table) / n_pairs).sum())
+            count += int(users.sum())
+    return total, count
 
 
 def intra_list_diversity_at_k(
@@ -206,45 +281,100 @@ def intra_list_diversity_at_k(
     Per user, the mean over all unordered pairs of valid (not -1) items in the top ``k`` of the
     pair's distance; then the mean over users with at least two valid items. Give exactly one
     of ``categories`` (an int code per item: distance 1 if the codes differ, else 0; the value
-    lies in [0, 1]) or ``item_vectors`` (n_items x d: distance 1 - cosine similarity, clipped
-    to [0, 2] against rounding; a zero vector is at distance 1 from everything; the value lies
-    in [0, 2], 1 meaning as unalike as unrelated directions).
+    lies in [0, 1]) or ``item_vectors`` (n_items x d: distance 1 - cosine similarity, in [0, 2];
+    a zero vector is at distance 1 from everything; the value lies in [0, 2], 1 meaning as
+    unalike as unrelated directions). Memory grows with ``k`` times the vector width, never
+    with ``k`` squared.
     """
-    if (categories is None) == (item_vectors is None):
-        raise ParameterError("diversity: give exactly one of categories or item_vectors")
+    table = _diversity_table(categories, item_vectors)
     top = _top(recommended, k)
-    n_users = top.shape[0]
-    if categories is not None:
-        table = np.asarray(categories)
-        if table.ndim != 1 or table.dtype.kind not in "iu":
-            raise ParameterError("categories must be a 1-D integer array (a code per item)")
-        width = 1
-    else:
-        table = np.asarray(item_vectors, dtype=np.float64)
-        if table.ndim != 2:
-            raise ParameterError(f"item_vectors must be 2-D (items x dims), got {table.ndim}-D")
-        if not np.isfinite(table).all():
-            raise ParameterError("item_vectors holds NaN or infinite values")
-        table = _unit_rows(table)
-        width = table.shape[1]
-    _check_item_table(top, table.shape[0], "categories" if categories is not None else "vectors")
-    upper = np.triu(np.ones((k, k), dtype=bool), 1)
-    size = max(1, _DIVERSITY_BATCH_BYTES // (8 * k * (width + 2 * k)))
-    sums = np.zeros(n_users)
-    for start in range(0, n_users, size):
-        block = top[start : start + size]
-        valid = block >= 0
-        gathered = table[np.where(valid, block, 0)]
-        if categories is not None:
-            distance = gathered[:, :, None] != gathered[:, None, :]
-        else:
-            distance = np.clip(1.0 - gathered @ gathered.transpose(0, 2, 1), 0.0, 2.0)
-        pairs = valid[:, :, None] & valid[:, None, :] & upper
-        sums[start : start + size] = np.where(pairs, distance, 0.0).sum(axis=(1, 2))
-    n_valid = (top >= 0).sum(axis=1)
-    users = n_valid >= 2
-    n_pairs = n_valid[users] * (n_valid[users] - 1) / 2.0
-    return _mean(sums[users] / n_pairs)
+    _check_item_table(top, table.shape[0], "categories" if table.ndim == 1 else "vectors")
+    total, count = _diversity_totals(top, table)
+    return total / count if count else 0.0
+
+
+class MetricTotals:
+    """Running totals of every metric at every K, fed one batch of users at a time.
+
+    Memory stays flat in the number of users: each batch adds its per-user sums (and the items
+    its lists cover); ``result()`` divides. One batch gives exactly ``ranking_metrics``.
+    """
+
+    def __init__(
+        self,
+        ks: Sequence[int],
+        n_items: int,
+        *,
+        item_counts: np.ndarray | None = None,
+        n_users: int | None = None,
+        categories: np.ndarray | None = None,
+        item_vectors: np.ndarray | None = None,
+    ) -> None:
+        if (item_counts is None) != (n_users is None):
+            raise ParameterError("novelty needs both item_counts and n_users; give both or neither")
+        if item_counts is not None and np.shape(item_counts) != (n_items,):
+            raise ParameterError(
+                f"item_counts has shape {np.shape(item_counts)}, expected ({n_items},): "
+                "one per item"
+            )
+        if n_items < 1:
+            raise ParameterError(f"n_items={n_items} must be at least 1")
+        self.ks = tuple(int(k) for k in ks)
+        for k in self.ks:
+            if k < 1:
+                raise ParameterError(f"k={k} must be at least 1")
+        self.n_items = int(n_items)
+        self.item_counts = None if item_counts is None else _checked_counts(item_counts, n_users)
+        self.n_users = n_users
+        self.diversity_table = (
+            None
+            if categories is None and item_vectors is None
+            else _diversity_table(categories, item_vectors)
+        )
+        self._sums = {k: dict.fromkeys(_PER_USER, 0.0) for k in self.ks}
+        self._novelty = {k: (0.0, 0) for k in self.ks}
+        self._diversity = {k: (0.0, 0) for k in self.ks}
+        self._covered = {k: np.zeros(self.n_items, dtype=bool) for k in self.ks}
+        self._n_evaluated = 0
+
+    def add(self, recommended: np.ndarray, truth: sp.csr_matrix) -> None:
+        """Add a batch: lists (users x >= max K, -1 padded) and the same users' held-out rows."""
+        n_relevant = _relevant_counts(truth)
+        hits = hit_matrix(recommended, truth)
+        evaluated = np.asarray(recommended, dtype=np.int64)[n_relevant > 0]
+        self._n_evaluated += evaluated.shape[0]
+        for k in self.ks:
+            for name, values in _per_user(hits, n_relevant, k).items():
+                self._sums[k][name] += float(values.sum())
+            top = _top(evaluated, k)
+            self._covered[k][top[top >= 0]] = True
+            if self.item_counts is not None:
+                total, count = self._novelty[k]
+                more, n = _novelty_totals(top, self.item_counts, self.n_users)
+                self._novelty[k] = (total + more, count + n)
+            if self.diversity_table is not None:
+                table = self.diversity_table
+                what = "categories" if table.ndim == 1 else "vectors"
+                _check_item_table(top, table.shape[0], what)
+                total, count = self._diversity[k]
+                more, n = _diversity_totals(top, table)
+                self._diversity[k] = (total + more, count + n)
+
+    def result(self) -> dict[int, dict[str, float]]:
+        """``{k: {name: value}}`` over every user added so far (0.0 for a mean of nothing)."""
+        out: dict[int, dict[str, float]] = {}
+        for k in self.ks:
+            n = self._n_evaluated
+            values = {name: s / n if n else 0.0 for name, s in self._sums[k].items()}
+            values["coverage"] = float(np.count_nonzero(self._covered[k])) / self.n_items
+            if self.item_counts is not None:
+                total, count = self._novelty[k]
+                values["novelty"] = total / count if count else 0.0
+            if self.diversity_table is not None:
+                total, count = self._diversity[k]
+                values["diversity"] = total / count if count else 0.0
+            out[k] = values
+        return out
 
 
 def ranking_metrics(
@@ -264,25 +394,13 @@ def ranking_metrics(
     given and ``"diversity"`` when ``categories`` or ``item_vectors`` is. Coverage, novelty and
     diversity are computed on the evaluated users' lists only.
     """
-    if (item_counts is None) != (n_users is None):
-        raise ParameterError("novelty needs both item_counts and n_users; give both or neither")
-    if item_counts is not None and np.shape(item_counts) != (n_items,):
-        raise ParameterError(
-            f"item_counts has shape {np.shape(item_counts)}, expected ({n_items},): one per item"
-        )
-    n_relevant = _relevant_counts(truth)
-    hits = hit_matrix(recommended, truth)
-    evaluated = np.asarray(recommended)[n_relevant > 0]
-    diverse = categories is not None or item_vectors is not None
-    out: dict[int, dict[str, float]] = {}
-    for k in ks:
-        values = {name: _mean(v) for name, v in _per_user(hits, n_relevant, k).items()}
-        values["coverage"] = catalog_coverage_at_k(evaluated, n_items, k)
-        if item_counts is not None:
-            values["novelty"] = novelty_at_k(evaluated, k, item_counts, n_users)
-        if diverse:
-            values["diversity"] = intra_list_diversity_at_k(
-                evaluated, k, categories=categories, item_vectors=item_vectors
-            )
-        out[int(k)] = values
-    return out
+    totals = MetricTotals(
+        ks,
+        n_items,
+        item_counts=item_counts,
+        n_users=n_users,
+        categories=categories,
+        item_vectors=item_vectors,
+    )
+    totals.add(recommended, truth)
+    return totals.result()
