@@ -14,7 +14,24 @@ rules is counted once, by the first rule in this order that drops it:
    with fewer than ``b`` distinct users, removed repeatedly until none is left.
 
 Values that cannot be read at all (a date that does not parse, text in a number column, an
-empty weight or time) are errors naming the column and the row, wherever they are.
+empty weight or time) are errors naming the column and the first such row, wherever it is.
+
+Ids come back exactly as written. A CSV id column is read as integers only when every value is
+an integer in canonical form (its text is ``str(int(text))``: no leading zero, ``+``, space or
+exponent, within int64), or every value is such an integer followed by ``.0`` (a float column
+as pandas writes it: ``17850.0`` is customer 17850); otherwise every id of the column is text,
+exactly as in the file. In an integer id column, an empty value and arrow's null spellings
+(``NA``, ``NULL``, ``nan``, ...) are missing; in a text id column only an empty value is.
+Parquet integer columns are integers, text columns text, and float columns of whole numbers
+integers.
+
+CSV dialects: the delimiter is detected from the header line (the most frequent of ``,`` ``;``
+tab ``|`` outside quotes; ``,`` when none occurs) unless given. Text times are ISO 8601 unless a
+``time_format`` (strptime-style) is given; a column mixing times with and without a zone offset
+is an error naming the first row that differs from the first row. Numeric times are Unix time in
+``time_unit`` (``s``, ``ms``, ``us`` or ``ns``); without one, the unit is chosen from the
+column's largest absolute value ``v``: seconds if ``v < 1e11``, milliseconds if ``v < 1e14``,
+microseconds if ``v < 1e17``, else nanoseconds. A time after 9999-12-31 is an error.
 """
 
 from __future__ import annotations
@@ -48,10 +65,13 @@ from growthrec.errors import DataError, ParameterError
 __all__ = [
     "DEFAULT_TIME_COLUMN",
     "DEFAULT_WEIGHT_COLUMN",
+    "DELIMITERS",
+    "TIME_UNITS",
     "Cleaning",
     "Columns",
     "LoadReport",
     "catalog_attributes",
+    "detect_delimiter",
     "load_events",
     "read_catalog",
     "read_interactions",
@@ -63,6 +83,16 @@ __all__ = [
 DEFAULT_WEIGHT_COLUMN = "quantity"
 DEFAULT_TIME_COLUMN = "timestamp"
 _FORMATS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: Delimiters recognised in a CSV header line, in order of preference when counts tie.
+DELIMITERS = (",", ";", "\t", "|")
+#: Units of numeric (epoch) times and their number per second.
+TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+#: Below these largest absolute values a numeric time column is read in this unit.
+_UNIT_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+#: 9999-12-31 23:59:59 UTC: a time after it is a unit mistake, not a purchase.
+_LAST_SECOND = 253_402_300_799
+#: The values arrow's CSV reader takes as null in a typed column: missing in an integer id column.
+_NULL_TEXTS = pa.array(pa_csv.ConvertOptions().null_values, pa.string())
 
 
 @attrs.frozen
@@ -133,13 +163,48 @@ def _format(path: Path) -> str:
     return _FORMATS[suffix]
 
 
-def _schema(path: Path, kind: str) -> pa.Schema:
+def _check_delimiter(delimiter: str | None) -> str | None:
+    """``delimiter`` as one character (``tab`` and ``\\t`` name the tab); None means detect."""
+    if delimiter is None:
+        return None
+    value = "\t" if delimiter in ("tab", "\\t", "TAB") else delimiter
+    if not isinstance(value, str) or len(value) != 1 or value in '"\r\n' or not value.isascii():
+        raise ParameterError(
+            f"delimiter {delimiter!r}: expected one character such as ',', ';', '|' or 'tab'"
+        )
+    return value
+
+
+def detect_delimiter(path: str | os.PathLike[str]) -> str:
+    """The delimiter of a CSV file: the most frequent of ``DELIMITERS`` in its header line.
+
+    Characters inside double quotes do not count; a header with none of them (one column) is
+    read with ``,``. Ties go to the earlier delimiter in ``DELIMITERS``.
+    """
+    source = Path(path)
+    opener = gzip.open if source.name.lower().endswith(".gz") else open
+    try:
+        with opener(source, "rb") as handle:
+            first = handle.readline(1 << 16)
+    except (OSError, EOFError):
+        return ","  # an unreadable file is reported by the reader, with its own message
+    header = re.sub(r'"[^"]*"', "", first.decode("utf-8", errors="replace").lstrip("\ufeff"))
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], -DELIMITERS.index(d)))
+    return best if counts[best] else ","
+
+
+def _parse_options(path: Path, delimiter: str | None) -> pa_csv.ParseOptions:
+    return pa_csv.ParseOptions(delimiter=delimiter or detect_delimiter(path))
+
+
+def _schema(path: Path, kind: str, delimiter: str | None = None) -> pa.Schema:
     """The file's schema (for CSV: as inferred from its first block)."""
     try:
         if kind == "parquet":
             schema = pq.read_schema(path)
         else:
-            with pa_csv.open_csv(path) as reader:
+            with pa_csv.open_csv(path, parse_options=_parse_options(path, delimiter)) as reader:
                 schema = reader.schema
         schema.names  # noqa: B018  (decoding the names fails here on binary garbage)
         return schema
@@ -157,13 +222,13 @@ def _first_line(exc: BaseException) -> str:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-def _file_schema(source: Path) -> pa.Schema:
+def _file_schema(source: Path, delimiter: str | None = None) -> pa.Schema:
     """The schema of an existing, non-empty CSV or Parquet file."""
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     if source.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
-    return _schema(source, _format(source))
+    return _schema(source, _format(source), delimiter)
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -171,14 +236,23 @@ def _is_text(kind: pa.DataType) -> bool:
 
 
 def read_table(
-    path: str | os.PathLike[str], columns: list[str], *, dictionary: Sequence[str] = ()
+    path: str | os.PathLike[str],
+    columns: list[str],
+    *,
+    dictionary: Sequence[str] = (),
+    text: Sequence[str] = (),
+    delimiter: str | None = None,
 ) -> pa.Table:
     """The named columns of a CSV or Parquet file; a missing file or column is a ``DataError``.
 
-    Text columns named in ``dictionary`` are read dictionary-encoded (ids: far less memory).
+    Columns named in ``dictionary`` are read dictionary-encoded (ids: far less memory): from a
+    CSV always as text, exactly as written; from Parquet when they are text. CSV columns named
+    in ``text`` are read as text, not inferred. ``delimiter`` (CSV only) is one character, or
+    None to detect it from the header line.
     """
     source = Path(path)
-    schema = _file_schema(source)
+    delimiter = _check_delimiter(delimiter)
+    schema = _file_schema(source, delimiter)
     kind = _format(source)
     absent = [column for column in dict.fromkeys(columns) if column not in schema.names]
     if absent:
@@ -187,14 +261,16 @@ def read_table(
             f"{source}: no {which} {', '.join(map(repr, absent))}; "
             f"the file has {', '.join(map(repr, schema.names))}"
         )
-    encode = [c for c in dictionary if c in columns and _is_text(schema.field(c).type)]
     try:
         if kind == "parquet":
+            encode = [c for c in dictionary if c in columns and _is_text(schema.field(c).type)]
             table = pq.read_table(source, columns=columns, read_dictionary=encode or None)
         else:
-            types = {c: pa.dictionary(pa.int32(), pa.string()) for c in encode}
+            types: dict[str, pa.DataType] = {c: pa.string() for c in text if c in columns}
+            types |= {c: pa.dictionary(pa.int32(), pa.string()) for c in dictionary if c in columns}
             table = pa_csv.read_csv(
                 source,
+                parse_options=_parse_options(source, delimiter),
                 convert_options=pa_csv.ConvertOptions(include_columns=columns, column_types=types),
             )
     except (pa.ArrowInvalid, OSError) as exc:
@@ -224,25 +300,73 @@ def _empty_id(path: Path, column: str, row: int) -> DataError:
     return DataError(f"{path}: column {column!r} is empty at {_where(path, row)}")
 
 
-def _id_codes(path: Path, column: str, values: pa.ChunkedArray) -> tuple[IdMap, np.ndarray]:
-    """Sorted distinct ids and each row's code; -1 where the id is missing (null, "" or NaN)."""
+def _id_codes(
+    path: Path, column: str, values: pa.ChunkedArray, *, from_csv: bool = False
+) -> tuple[IdMap, np.ndarray]:
+    """Sorted distinct ids and each row's code; -1 where the id is missing (null, "" or NaN).
+
+    ``from_csv``: the column is the file's text, which becomes integers only where that cannot
+    change an id (see the module docstring).
+    """
     kind = values.type
     if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
-        return _text_codes(values)
+        return _text_codes(values, integers=from_csv)
     if _is_text(kind):
-        return _text_codes(pc.dictionary_encode(values))
+        return _text_codes(pc.dictionary_encode(values), integers=from_csv)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return _number_codes(path, column, values)
     raise DataError(f"{path}: column {column!r} has type {kind}; ids must be text or integers")
 
 
-def _text_codes(encoded: pa.ChunkedArray) -> tuple[IdMap, np.ndarray]:
-    """Codes of a dictionary-encoded text column: only the distinct values become Python str."""
+#: An integer in canonical form within 19 digits (int64's range is checked apart).
+_CANONICAL = r"^(0|-?[1-9][0-9]{0,18})"
+
+
+def _canonical_ints(texts: pa.Array, suffix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Which ``texts`` are a canonical int64 followed by ``suffix``, and their values (else 0)."""
+    escaped = re.escape(suffix)
+    ok = pc.match_substring_regex(texts, _CANONICAL + escaped + "$")
+    digits = pc.replace_substring_regex(texts, "^-|" + escaped + "$", "")
+    negative = pc.starts_with(texts, "-")
+    limit = pc.if_else(negative, "9223372036854775808", "9223372036854775807")
+    too_big = pc.and_(pc.equal(pc.utf8_length(digits), 19), pc.greater(digits, limit))
+    ok = pc.and_(ok, pc.invert(too_big)).fill_null(False)
+    number_text = pc.replace_substring_regex(pc.if_else(ok, texts, "0"), escaped + "$", "")
+    numbers = pc.cast(number_text, pa.int64()).to_numpy(zero_copy_only=False)
+    return ok.to_numpy(zero_copy_only=False), numbers
+
+
+def _integer_dictionary(texts: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct texts of a CSV id column as integers with a missing mask, if they all are.
+
+    All are when every text that is not empty nor a null spelling is a canonical integer, or
+    every one is a canonical integer followed by ``.0`` (a whole float). Else None: text ids.
+    """
+    missing = pc.is_in(texts, value_set=_NULL_TEXTS).to_numpy(zero_copy_only=False)
+    for suffix in ("", ".0"):
+        ok, numbers = _canonical_ints(texts, suffix)
+        if np.all(ok | missing):
+            return numbers, missing
+    return None
+
+
+def _text_codes(encoded: pa.ChunkedArray, *, integers: bool = False) -> tuple[IdMap, np.ndarray]:
+    """Codes of a dictionary-encoded text column: only the distinct values become Python str.
+
+    With ``integers``, a column whose distinct values all are integers (see
+    ``_integer_dictionary``) gets integer ids.
+    """
     encoded = encoded.unify_dictionaries()
     if encoded.num_chunks == 0:
         return IdMap(np.array([], dtype=str), np.arange(0)), np.empty(0, dtype=np.int64)
-    dictionary = np.asarray(encoded.chunk(0).dictionary.fill_null("").to_pylist(), dtype=str)
-    present = dictionary != ""
+    texts = encoded.chunk(0).dictionary.fill_null("")
+    as_ints = _integer_dictionary(texts) if integers else None
+    if as_ints is None:
+        dictionary = np.asarray(texts.to_pylist(), dtype=str)
+        present = dictionary != ""
+    else:
+        dictionary, missing = as_ints
+        present = ~missing
     ids = np.sort(dictionary[present])
     # One slot past the end holds -1, so a null index (filled with -1) maps to "missing".
     rank = np.full(dictionary.size + 1, -1, dtype=np.int64)
@@ -301,14 +425,44 @@ def _factorize_ints(values: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray
     return uniques, codes
 
 
-def _bad_value(path: Path, column: str, values: pa.ChunkedArray, exc: Exception) -> DataError:
-    match = re.search(r"[Ff]ailed to parse string: '([^']*)'", str(exc))
-    if match:
-        row = int(pc.index(values, match.group(1)).as_py())
-        return DataError(
-            f"{path}: column {column!r}: cannot read {match.group(1)!r} at {_where(path, row)}"
-        )
-    return DataError(f"{path}: column {column!r}: {_first_line(exc)}")
+def _first_unreadable(values: pa.ChunkedArray, kind: pa.DataType) -> int | None:
+    """The first row of ``values`` that cannot be cast to ``kind`` (arrow names the last one).
+
+    Casts slices in file order and bisects the first failing slice: only errors pay for it.
+    """
+    step, start = 1 << 16, 0
+    flat = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    while start < len(flat):
+        low, high = start, min(start + step, len(flat))
+        if _casts(flat.slice(low, high - low), kind):
+            start = high
+            continue
+        while high - low > 1:  # the slice [low, high) holds a failure; find its first row
+            middle = (low + high) // 2
+            if _casts(flat.slice(low, middle - low), kind):
+                low = middle
+            else:
+                high = middle
+        return low
+    return None
+
+
+def _casts(values: pa.Array, kind: pa.DataType) -> bool:
+    try:
+        pc.cast(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def _bad_value(
+    path: Path, column: str, values: pa.ChunkedArray, kind: pa.DataType, exc: Exception
+) -> DataError:
+    row = _first_unreadable(values, kind)
+    if row is None:
+        return DataError(f"{path}: column {column!r}: {_first_line(exc)}")
+    value = values[row].as_py()
+    return DataError(f"{path}: column {column!r}: cannot read {value!r} at {_where(path, row)}")
 
 
 def _as_float(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
@@ -317,7 +471,7 @@ def _as_float(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
         try:
             values = pc.cast(values, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise _bad_value(path, column, values, exc) from None
+            raise _bad_value(path, column, values, pa.float64(), exc) from None
     return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
@@ -326,27 +480,23 @@ def _numbers(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
     return _as_float(path, column, values)
 
 
-def _seconds(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
-    """Unix seconds from a timestamp, date, ISO 8601 text or numeric (seconds) column."""
+def _seconds(
+    path: Path,
+    column: str,
+    values: pa.ChunkedArray,
+    time_format: str | None = None,
+    time_unit: str | None = None,
+) -> np.ndarray:
+    """Unix seconds from a timestamp, date, text (ISO 8601 or ``time_format``) or epoch column."""
     _no_nulls(path, column, values)
     kind = values.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        seconds = values.to_numpy().astype(np.float64, copy=False)
-        if not np.all(np.isfinite(seconds)):
-            row = int(np.flatnonzero(~np.isfinite(seconds))[0])
-            raise DataError(
-                f"{path}: column {column!r} has {seconds[row]:g} at {_where(path, row)}; "
-                "expected a date/time or Unix seconds"
-            )
-        return seconds
+        return _epoch_seconds(path, column, values, time_unit)
     if _is_text(kind):
-        try:
-            values = pc.cast(values, pa.timestamp("s"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            err = _bad_value(path, column, values, exc)
-            raise DataError(
-                f"{err}; expected a date/time such as 2025-03-01 14:30:00, or Unix seconds"
-            ) from None
+        if time_format is not None:
+            values = _strptime(path, column, values, time_format)
+        else:
+            values = _iso_times(path, column, values)
         kind = values.type
     if pa.types.is_date(kind):
         values = pc.cast(values, pa.timestamp("s"))
@@ -355,6 +505,88 @@ def _seconds(path: Path, column: str, values: pa.ChunkedArray) -> np.ndarray:
         raise DataError(f"{path}: column {column!r} has type {kind}; expected dates or seconds")
     seconds = pc.cast(pc.cast(values, pa.timestamp("s"), safe=False), pa.int64())
     return seconds.to_numpy().astype(np.float64)
+
+
+def _epoch_seconds(
+    path: Path, column: str, values: pa.ChunkedArray, time_unit: str | None
+) -> np.ndarray:
+    """Seconds from epoch numbers in ``time_unit``, or in the unit their magnitude implies."""
+    raw = values.to_numpy().astype(np.float64, copy=False)
+    if not np.all(np.isfinite(raw)):
+        row = int(np.flatnonzero(~np.isfinite(raw))[0])
+        raise DataError(
+            f"{path}: column {column!r} has {raw[row]:g} at {_where(path, row)}; "
+            "expected a date/time or Unix time"
+        )
+    unit = time_unit
+    if unit is None:
+        largest = float(np.max(np.abs(raw))) if raw.size else 0.0
+        unit = next((name for limit, name in _UNIT_LIMITS if largest < limit), "ns")
+    seconds = raw / TIME_UNITS[unit] if unit != "s" else raw
+    late = np.abs(seconds) > _LAST_SECOND
+    if late.any():
+        row = int(np.flatnonzero(late)[0])
+        raise DataError(
+            f"{path}: column {column!r} has {raw[row]:g} at {_where(path, row)}, which as "
+            f"Unix time in {unit} is after the year 9999; give the unit with --time-unit "
+            "s|ms|us|ns"
+        )
+    return seconds
+
+
+def _strptime(path: Path, column: str, values: pa.ChunkedArray, time_format: str) -> pa.Array:
+    """Text times read with a strptime-style format; the first row it does not fit is named."""
+    try:
+        parsed = pc.strptime(values, format=time_format, unit="s", error_is_null=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ParameterError(f"time format {time_format!r}: {_first_line(exc)}") from None
+    if parsed.null_count:
+        row = int(pc.index(pc.is_null(parsed), True).as_py())
+        raise DataError(
+            f"{path}: column {column!r}: cannot read {values[row].as_py()!r} at "
+            f"{_where(path, row)} with the time format {time_format!r}"
+        )
+    return parsed
+
+
+#: A time of day followed by a zone (Z, +01, +0100, +01:00): the text has a zone offset.
+_ZONE = r"[T ]\d{2}(:\d{2}){0,2}(\.\d+)?\s?(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_ISO_HINT = "expected a date/time such as 2025-03-01 14:30:00, or Unix time"
+
+
+def _iso_times(path: Path, column: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO 8601 text times, all without a zone offset (read as UTC) or all with one."""
+    for kind in (pa.timestamp("s"), pa.timestamp("s", tz="UTC")):
+        try:
+            return pc.cast(values, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    # Neither form throughout: name the first row that is unreadable or in the other form.
+    zoned = pc.match_substring_regex(values, _ZONE)
+    candidates = []
+    for has_zone, kind, stand_in in (
+        (False, pa.timestamp("s"), "1970-01-01"),
+        (True, pa.timestamp("s", tz="UTC"), "1970-01-01T00:00:00Z"),
+    ):
+        own = zoned if has_zone else pc.invert(zoned)
+        row = _first_unreadable(pc.if_else(own, values, stand_in), kind)
+        if row is not None:
+            candidates.append(row)
+    zones = zoned.to_numpy(zero_copy_only=False)
+    other = np.flatnonzero(zones != zones[0])
+    if candidates and (other.size == 0 or min(candidates) < other[0]):
+        row = min(candidates)
+        raise DataError(
+            f"{path}: column {column!r}: cannot read {values[row].as_py()!r} at "
+            f"{_where(path, row)}; {_ISO_HINT}"
+        )
+    row = int(other[0])
+    has, lacks = ("has", "lacks") if zones[row] else ("lacks", "has")
+    raise DataError(
+        f"{path}: column {column!r}: {values[row].as_py()!r} at {_where(path, row)} {has} a "
+        f"zone offset that {values[0].as_py()!r} at {_where(path, 0)} {lacks}; write every "
+        "time with an offset or every time without"
+    )
 
 
 def _check_cleaning(cleaning: Cleaning) -> None:
@@ -473,20 +705,38 @@ def _fingerprint(events: Events) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_time_options(time_format: str | None, time_unit: str | None) -> None:
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        raise ParameterError(f"time_unit={time_unit!r}: expected one of {', '.join(TIME_UNITS)}")
+    if time_format is not None and (not isinstance(time_format, str) or "%" not in time_format):
+        raise ParameterError(
+            f"time_format={time_format!r}: expected a strptime-style format such as "
+            "'%d/%m/%Y %H:%M'"
+        )
+
+
 def load_events(
     path: str | os.PathLike[str],
     columns: Columns = Columns(),
     cleaning: Cleaning = Cleaning(),
+    *,
+    delimiter: str | None = None,
+    time_format: str | None = None,
+    time_unit: str | None = None,
 ) -> tuple[Events, LoadReport]:
     """Read a transactions file (CSV or Parquet) into coded events, applying ``cleaning``.
 
     The id maps hold only ids that still have events, sorted. Weights of kept rows are as given
     (repeated pairs are summed when the matrix is built). Returns the events and a report of
-    what each cleaning rule dropped.
+    what each cleaning rule dropped. ``delimiter`` (CSV; None: detect), ``time_format`` (text
+    times; None: ISO 8601) and ``time_unit`` (numeric times; None: by magnitude) are described
+    in the module docstring.
     """
     source = Path(path)
     _check_cleaning(cleaning)
-    names = _file_schema(source).names
+    _check_time_options(time_format, time_unit)
+    delimiter = _check_delimiter(delimiter)
+    names = _file_schema(source, delimiter).names
     weight = columns.weight or (DEFAULT_WEIGHT_COLUMN if DEFAULT_WEIGHT_COLUMN in names else None)
     time = columns.time or (DEFAULT_TIME_COLUMN if DEFAULT_TIME_COLUMN in names else None)
     if cleaning.min_weight is not None and weight is None:
@@ -497,7 +747,14 @@ def load_events(
     positive = list(dict.fromkeys(cleaning.require_positive))
     wanted = list(dict.fromkeys([columns.user, columns.item, *(c for c in (weight, time) if c)]))
     wanted += [c for c in positive if c not in wanted]
-    table = read_table(source, wanted, dictionary=[columns.user, columns.item])
+    table = read_table(
+        source,
+        wanted,
+        dictionary=[columns.user, columns.item],
+        text=[time] if time and time_format else [],
+        delimiter=delimiter,
+    )
+    from_csv = _format(source) == "csv"
     n = table.num_rows
     # Take the columns out of the table so each one's memory goes once it has been converted.
     raw = {name: table.column(name) for name in table.column_names}
@@ -509,8 +766,8 @@ def load_events(
         return raw.pop(name) if uses[name] == 0 else raw[name]
 
     # Convert every column first, so that any error names the row in the file.
-    users, user_codes = _id_codes(source, columns.user, column(columns.user))
-    items, item_codes = _id_codes(source, columns.item, column(columns.item))
+    users, user_codes = _id_codes(source, columns.user, column(columns.user), from_csv=from_csv)
+    items, item_codes = _id_codes(source, columns.item, column(columns.item), from_csv=from_csv)
     weights = _numbers(source, weight, column(weight)) if weight else None
     if weights is not None and not np.all(np.isfinite(weights)):
         row = int(np.flatnonzero(~np.isfinite(weights))[0])
@@ -518,7 +775,7 @@ def load_events(
             f"{source}: column {weight!r} has {weights[row]:g} at {_where(source, row)}; "
             "weights must be finite"
         )
-    timestamps = _seconds(source, time, column(time)) if time else None
+    timestamps = _seconds(source, time, column(time), time_format, time_unit) if time else None
     extra = {name: _as_float(source, name, column(name)) for name in positive}
     raw.clear()
     pa.default_memory_pool().release_unused()  # the arrow columns just freed
@@ -616,26 +873,46 @@ def read_interactions(
     path: str | os.PathLike[str],
     columns: Columns = Columns(),
     cleaning: Cleaning = Cleaning(),
+    **dialect: str | None,
 ) -> Interactions:
-    """The interaction matrix of a transactions file (CSV or Parquet), after ``cleaning``."""
-    return interactions_from_events(load_events(path, columns, cleaning)[0])
+    """The interaction matrix of a transactions file (CSV or Parquet), after ``cleaning``.
+
+    ``dialect``: the ``delimiter``, ``time_format`` and ``time_unit`` of ``load_events``.
+    """
+    return interactions_from_events(load_events(path, columns, cleaning, **dialect)[0])
 
 
-def read_catalog(path: str | os.PathLike[str], item_column: str = "item_id") -> pa.Table:
-    """An item catalogue: one row per item id, any other columns (category, price, ...)."""
+def read_catalog(
+    path: str | os.PathLike[str], item_column: str = "item_id", *, delimiter: str | None = None
+) -> pa.Table:
+    """An item catalogue: one row per item id, any other columns (category, price, ...).
+
+    From a CSV the item ids are text exactly as written (``catalog_attributes`` matches them).
+    """
     source = Path(path)
-    names = _file_schema(source).names
-    return read_table(source, [item_column, *(n for n in names if n != item_column)])
+    delimiter = _check_delimiter(delimiter)
+    names = _file_schema(source, delimiter).names
+    return read_table(
+        source,
+        [item_column, *(n for n in names if n != item_column)],
+        text=[item_column],
+        delimiter=delimiter,
+    )
 
 
 def _catalog_positions(values: pa.ChunkedArray, items: IdMap) -> np.ndarray:
     """Each catalogue row's index in ``items``; -1 where the id is missing or not an item."""
-    if _is_text(values.type) and items.kind == "str":
+    if _is_text(values.type):
         encoded = pc.dictionary_encode(values).unify_dictionaries()
         if encoded.num_chunks == 0:
             return np.empty(0, dtype=np.int64)
-        dictionary = encoded.chunk(0).dictionary.fill_null("").to_numpy(zero_copy_only=False)
-        position = np.append(items.index(dictionary.astype(str)), -1)
+        texts = encoded.chunk(0).dictionary.fill_null("")
+        if items.kind == "str":
+            found = items.index(np.asarray(texts.to_pylist(), dtype=str))
+        else:  # only an id's canonical text names it: "007" is not item 7
+            ok, numbers = _canonical_ints(texts)
+            found = np.where(ok, items.index(numbers), -1)
+        position = np.append(found, -1)
         indices = [c.indices.fill_null(-1).to_numpy() for c in encoded.chunks]
         return position[np.concatenate(indices)]
     if pa.types.is_floating(values.type) and items.kind == "int":

@@ -200,7 +200,12 @@ def test_int_ids_queried_as_strings():
     m = IdMap.from_ids(np.array([42, 7, 17850]))
     np.testing.assert_array_equal(
         m.index(["42", " 7 ", "17850.0", "-42", "abc", "", "4.5", "nan", "inf"]),
-        [0, 1, 2, -1, -1, -1, -1, -1, -1],
+        [0, -1, -1, -1, -1, -1, -1, -1, -1],
+    )
+    # Only an id's canonical text names it: these would read as 7 or 42 but are other ids.
+    np.testing.assert_array_equal(
+        m.index(["7", "007", "+7", "7 ", "7.0", "4_2", "42e0", "\u0667", "17850"]),
+        [1, -1, -1, -1, -1, -1, -1, -1, 2],
     )
     np.testing.assert_array_equal(m.index(np.array([42.0, 7.5])), [0, -1])
     np.testing.assert_array_equal(m.index(np.array([None, 7], dtype=object)), [-1, 1])

@@ -298,9 +298,19 @@ def test_empty_string_id_names_the_row(tmp_path, fmt):
     assert "column 'item_id' is empty at row 2" in message
 
 
-def test_fractional_id_is_refused(tmp_path):
+def test_fractional_id_is_refused_in_a_parquet_float_column(tmp_path):
+    path = write_table({"user_id": [2.0, 1.5], "item_id": ["A", "B"]}, tmp_path / "t.parquet")
+    assert _error(path).endswith(
+        "column 'user_id' has 1.5 at row 2; ids must be text or whole numbers"
+    )
+
+
+def test_fractional_id_in_a_csv_is_text_as_written(tmp_path):
     path = write_table({"user_id": [1.5, 2.0], "item_id": ["A", "B"]}, tmp_path / "t.csv")
-    assert "1.5" in _error(path)
+    assert path.read_text().splitlines()[1:] == ['1.5,"A"', '2,"B"']
+    data = read_interactions(path)
+    assert data.users.kind == "str"
+    assert data.users.ids.tolist() == ["1.5", "2"]
 
 
 PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00"

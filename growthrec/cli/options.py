@@ -15,7 +15,7 @@ from growthrec.core.interactions import Events
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import ParameterError
 from growthrec.presets import PRESETS, Preset, catalog_for, get_preset
-from growthrec.tables import Cleaning, Columns, LoadReport, load_events
+from growthrec.tables import TIME_UNITS, Cleaning, Columns, LoadReport, load_events
 
 __all__ = [
     "LoadedData",
@@ -27,6 +27,7 @@ __all__ = [
     "add_weighting_and_seed",
     "backend_params",
     "data_options",
+    "dialect_options",
     "load_data",
     "load_report_table",
     "positive_int",
@@ -94,7 +95,27 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True) 
     group.add_argument(
         "--time-col",
         default=None,
-        help="event time column, ISO date/time or Unix seconds ('timestamp' if present)",
+        help="event time column, ISO date/time or Unix time ('timestamp' if present)",
+    )
+    group.add_argument(
+        "--delimiter",
+        default=None,
+        metavar="CHAR",
+        help="CSV delimiter, e.g. ';' or tab (default: detected from the header line "
+        "among , ; tab |)",
+    )
+    group.add_argument(
+        "--time-format",
+        default=None,
+        metavar="FORMAT",
+        help="strptime-style format of text times, e.g. '%%d/%%m/%%Y %%H:%%M' (default: ISO 8601)",
+    )
+    group.add_argument(
+        "--time-unit",
+        default=None,
+        choices=list(TIME_UNITS),
+        help="unit of numeric (epoch) times (default: by magnitude: below 1e11 seconds, "
+        "1e14 ms, 1e17 us, else ns)",
     )
     group.add_argument(
         "--catalog",
@@ -188,10 +209,19 @@ def data_options(args: argparse.Namespace) -> tuple[Columns, Cleaning, Preset | 
     return columns, cleaning, preset
 
 
+def dialect_options(args: argparse.Namespace) -> dict[str, str | None]:
+    """--delimiter, --time-format and --time-unit as ``load_events`` keyword arguments."""
+    return {
+        "delimiter": args.delimiter,
+        "time_format": args.time_format,
+        "time_unit": args.time_unit,
+    }
+
+
 def load_data(args: argparse.Namespace) -> LoadedData:
-    """Read --data with the preset, column and cleaning options of the command line."""
+    """Read --data with the preset, column, dialect and cleaning options of the command line."""
     columns, cleaning, preset = data_options(args)
-    events, report = load_events(args.data, columns, cleaning)
+    events, report = load_events(args.data, columns, cleaning, **dialect_options(args))
     attributes, catalog = catalog_for(
         preset,
         args.data,

@@ -15,6 +15,7 @@ __all__ = [
     "IdMap",
     "Interactions",
     "build_interactions",
+    "canonical_int",
     "factorize",
     "interactions_from_codes",
     "interactions_from_events",
@@ -57,37 +58,72 @@ class IdMap:
         return "int" if self.ids.dtype.kind == "i" else "str"
 
     def index(self, external: Sequence[object] | np.ndarray) -> np.ndarray:
-        """Internal indices of ``external`` ids; -1 where an id is unknown."""
-        query = self._coerce(external)
-        if query is None or self.ids.size == 0:
-            return np.full(len(external), -1, dtype=np.int64)
+        """Internal indices of ``external`` ids; -1 where an id is unknown.
+
+        Against integer ids, a text query matches only the id it spells canonically (``"7"``
+        is 7; ``"007"``, ``"+7"``, ``" 7"`` and ``"7.0"`` are unknown), so a lookup never
+        finds a different id than the one the user wrote.
+        """
+        query, known = self._coerce(external)
+        if self.ids.size == 0 or query.size == 0:
+            return np.full(query.size, -1, dtype=np.int64)
         sorted_ids = self.ids[self._order]
         pos = np.searchsorted(sorted_ids, query)
         pos = np.minimum(pos, sorted_ids.size - 1)
-        found = sorted_ids[pos] == query
+        found = (sorted_ids[pos] == query) & known
         return np.where(found, self._order[pos], -1).astype(np.int64)
 
     def external(self, index: np.ndarray | Sequence[int]) -> np.ndarray:
         """External ids of internal indices."""
         return self.ids[np.asarray(index, dtype=np.int64)]
 
-    def _coerce(self, external: Sequence[object] | np.ndarray) -> np.ndarray | None:
-        arr = np.asarray(external)
+    def _coerce(self, external: Sequence[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The query as this map's id type, and which entries can be ids of that type at all."""
+        arr = np.asarray(external).ravel()
         if self.kind == "str":
-            return arr.astype(str)
-        if arr.dtype.kind in "iu":
-            return arr.astype(np.int64)
-        # Integer ids asked for as strings (from a command line, say): unparsable ones are unknown.
-        out = np.full(arr.size, np.iinfo(np.int64).min, dtype=np.int64)
-        for n, value in enumerate(arr.ravel().tolist()):
-            try:
-                as_float = float(value)
-                if np.isfinite(as_float) and as_float == int(as_float):
-                    exact = str(value).strip().lstrip("+-").isdigit()  # float64 loses > 2**53
-                    out[n] = int(value) if exact else int(as_float)
-            except (TypeError, ValueError, OverflowError):
-                pass
-        return out
+            return arr.astype(str), np.ones(arr.size, dtype=bool)
+        if arr.dtype.kind == "i":
+            return arr.astype(np.int64), np.ones(arr.size, dtype=bool)
+        out = np.zeros(arr.size, dtype=np.int64)
+        known = np.zeros(arr.size, dtype=bool)
+        for n, value in enumerate(arr.tolist()):  # queries are few (a command line, a request)
+            number = _query_int(value)
+            if number is not None:
+                out[n], known[n] = number, True
+        return out, known
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def canonical_int(text: str) -> int | None:
+    """The integer ``text`` spells in canonical form (``str(n) == text``) within int64, else None.
+
+    ``"007"``, ``"+7"``, ``" 7"``, ``"7.0"``, ``"1e3"``, ``"-0"`` and ``"1_000"`` are not
+    canonical: read as integers they would print back differently.
+    """
+    if not 0 < len(text) <= 20:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    in_range = _INT64[0] <= number <= _INT64[1]
+    return number if in_range and str(number) == text else None
+
+
+def _query_int(value: object) -> int | None:
+    """An integer id from a query value: canonical text, an integer, or a whole float."""
+    if isinstance(value, str):
+        return canonical_int(value)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value) if _INT64[0] <= int(value) <= _INT64[1] else None
+    if isinstance(value, (float, np.floating)):
+        whole = np.isfinite(value) and value == int(value) and abs(value) < 2.0**63
+        return int(value) if whole else None
+    return None
 
 
 @attrs.frozen
