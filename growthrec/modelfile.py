@@ -5,17 +5,29 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
+from typing import Any
 
+import attrs
 import numpy as np
 import scipy.sparse as sp
 
 from growthrec import __version__
 from growthrec.atomic import atomic_write
+from growthrec.backends.contract import (
+    Backend,
+    array_problem,
+    array_specs,
+    check_learned_arrays,
+    generic_array_limit,
+    resolve_params,
+)
 from growthrec.backends.registry import available_backends
 from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
-from growthrec.errors import ModelFileError
+from growthrec.core.weighting import WEIGHTINGS
+from growthrec.errors import DataError, ModelFileError, ParameterError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_model", "save_model"]
 
@@ -62,65 +74,282 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
-    """Read a model file; every way it can be wrong is one ``ModelFileError`` naming the file."""
+    """Read a model file; every way it can be wrong is one ``ModelFileError`` naming the file.
+
+    The file is untrusted: sizes are decided from the array headers before any data is read,
+    and every structural fact is checked before anything uses it (see ``_read``).
+    """
     source = Path(path)
     if not source.is_file():
         raise ModelFileError(f"{source}: no such model file (train one with 'growthrec train')")
     if not zipfile.is_zipfile(source):  # before numpy, whose error suggests unpickling
         raise ModelFileError(f"{source}: not a readable growthrec model file (not an .npz archive)")
     try:
-        with np.load(source, allow_pickle=False) as npz:
-            if "meta" not in npz.files:
-                raise ModelFileError(f"{source}: not a growthrec model file")
-            meta = _meta(source, npz["meta"])
-            files = {name: npz[name] for name in npz.files}
+        with zipfile.ZipFile(source) as archive:
+            return _read(source, archive)
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+    except _Damaged as exc:
+        raise ModelFileError(f"{source}: damaged model file ({exc})") from None
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
+        raise ModelFileError(
+            f"{source}: not a readable growthrec model file ({_one_line(exc)})"
+        ) from None
+
+
+#: Every array together may unpack to at most this many times the file's size (growthrec
+#: writes arrays uncompressed, so its own files are 1x); ``MIN_UNPACKED_BYTES`` always passes.
+MAX_UNPACK_RATIO = 100
+MIN_UNPACKED_BYTES = 64 * 2**20
+#: The metadata is a short JSON string.
+MAX_META_BYTES = 2**20
+#: Longest id or catalogue text, in characters.
+MAX_TEXT_CHARS = 10_000
+
+
+class _Damaged(Exception):
+    """A structural fact of the file is wrong; the message says which."""
+
+
+@attrs.frozen
+class _Header:
+    """What an ``.npy`` member declares about its array, read before its data."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=object))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _Header:
+    """The member's npy header, checked against the size the zip says it unpacks to."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise _Damaged(f"{name}: unsupported .npy version {version}")
+        header_bytes = stream.tell()
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in "biufU":
+        raise _Damaged(f"{name}: dtype {dtype} is not plain numbers or text")
+    if any(d < 0 for d in shape):
+        raise _Damaged(f"{name}: negative dimension in shape {shape}")
+    header = _Header(tuple(int(d) for d in shape), dtype)
+    expected = header_bytes + header.size * dtype.itemsize
+    if info.file_size != expected:
+        raise _Damaged(
+            f"{name}: the archive says it unpacks to {info.file_size} bytes, its header "
+            f"declares {expected}"
+        )
+    return header
+
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _expect(name: str, header: _Header, shape: tuple[int, ...], kinds: str, what: str) -> None:
+    """Refuse an array whose declared shape or dtype is not the one the format needs."""
+    if header.dtype.kind not in kinds:
+        raise _Damaged(f"{name} has dtype {header.dtype}, expected {what}")
+    if header.shape != shape:
+        raise _Damaged(f"{name} has shape {header.shape}, expected {shape}")
+    if header.dtype.kind == "U" and header.dtype.itemsize > 4 * MAX_TEXT_CHARS:
+        raise _Damaged(f"{name} holds text longer than {MAX_TEXT_CHARS} characters")
+
+
+def _read(source: Path, archive: zipfile.ZipFile) -> Model:
+    """The model in ``archive``: headers and sizes first, then metadata, then the arrays."""
+    members = {
+        info.filename[: -len(".npy")]: info
+        for info in archive.infolist()
+        if info.filename.endswith(".npy")
+    }
+    if "meta" not in members:
+        raise ModelFileError(f"{source}: not a growthrec model file")
+    unpacked = sum(info.file_size for info in members.values())
+    allowed = max(MIN_UNPACKED_BYTES, MAX_UNPACK_RATIO * source.stat().st_size)
+    if unpacked > allowed:
+        raise _Damaged(
+            f"its arrays unpack to {unpacked} bytes, more than {MAX_UNPACK_RATIO}x the "
+            f"file's size: refused as a decompression bomb"
+        )
+    if members["meta"].file_size > MAX_META_BYTES:
+        raise _Damaged(f"the metadata is {members['meta'].file_size} bytes, not a short JSON text")
+    try:
+        meta_header = _header(archive, members["meta"], "meta")
+    except _Damaged as exc:
         raise ModelFileError(f"{source}: not a readable growthrec model file ({exc})") from None
-    if meta["backend"] not in available_backends():
+    if meta_header.dtype.kind != "U" or meta_header.shape != ():
+        raise ModelFileError(f"{source}: not a growthrec model file (unreadable metadata)")
+    meta = _meta(source, _read_array(archive, members["meta"]))
+    headers = {name: _header(archive, info, name) for name, info in members.items()}
+    registrations = available_backends()
+    if meta["backend"] not in registrations:
         raise ModelFileError(
             f"{source}: made with backend {meta['backend']!r}, which is not installed here "
             "(install the plugin that provides it; 'growthrec backends' lists what is)"
         )
+    impl = registrations[meta["backend"]].backend
     try:
-        n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
-        matrix = sp.csr_matrix(
-            (files["train_data"], files["train_indices"], files["train_indptr"]),
-            shape=(n_users, n_items),
-        )
-        train = Interactions(
-            matrix,
-            IdMap.from_ids(files["user_ids"]),
-            IdMap.from_ids(files["item_ids"]),
-            files.get("train_timestamps"),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{source}: damaged model file ({exc})") from None
+        params = resolve_params(impl, meta["params"])
+    except ParameterError as exc:
+        raise _Damaged(f"params: {exc}") from None
+    n_users, n_items = meta["n_users"], meta["n_items"]
+    backend_arrays = _check_headers(impl, params, headers, n_users, n_items)
+    arrays = {name: _read_array(archive, members[name]) for name in headers if name != "meta"}
+    train = _training_data(arrays, n_users, n_items)
+    learned = {name: arrays[_ARRAY + name] for name in backend_arrays}
+    try:
+        check_learned_arrays(impl, learned, params, n_users, n_items)
+    except ValueError as exc:
+        raise _Damaged(_one_line(exc)) from None
     return Model(
         backend=meta["backend"],
-        params=meta["params"],
-        arrays={k[len(_ARRAY) :]: v for k, v in files.items() if k.startswith(_ARRAY)},
+        params=params,
+        arrays=learned,
         train=train,
         weighting=meta["weighting"],
         seed=meta["seed"],
         item_attributes={
-            k[len(_ATTRIBUTE) :]: v for k, v in files.items() if k.startswith(_ATTRIBUTE)
+            k[len(_ATTRIBUTE) :]: v for k, v in arrays.items() if k.startswith(_ATTRIBUTE)
         },
     )
+
+
+def _check_headers(
+    impl: Backend,
+    params: dict[str, Any],
+    headers: dict[str, _Header],
+    n_users: int,
+    n_items: int,
+) -> list[str]:
+    """Check every array's declared shape and dtype before reading any; drops members that are
+    not part of the format from ``headers`` (never read) and returns the backend's array names.
+    """
+    for name in ("user_ids", "item_ids", "train_indptr", "train_indices", "train_data"):
+        if name not in headers:
+            raise _Damaged(f"{name} is missing")
+    _expect("user_ids", headers["user_ids"], (n_users,), "iuU", "integer or text ids")
+    _expect("item_ids", headers["item_ids"], (n_items,), "iuU", "integer or text ids")
+    _expect("train_indptr", headers["train_indptr"], (n_users + 1,), "iu", "integers")
+    nnz_shape = headers["train_indices"].shape
+    if len(nnz_shape) != 1 or nnz_shape[0] > n_users * n_items:
+        raise _Damaged(
+            f"train_indices has shape {nnz_shape}, expected at most {n_users} x {n_items} "
+            "entries in one dimension"
+        )
+    _expect("train_indices", headers["train_indices"], nnz_shape, "iu", "integers")
+    _expect("train_data", headers["train_data"], nnz_shape, "f", "floats")
+    if "train_timestamps" in headers:
+        _expect("train_timestamps", headers["train_timestamps"], nnz_shape, "iuf", "numbers")
+    specs = array_specs(impl, params, n_users, n_items)
+    limit = generic_array_limit(n_users, n_items)
+    names = []
+    for name in list(headers):
+        if name.startswith(_ATTRIBUTE):
+            _expect(name, headers[name], (n_items,), "U", "text")
+        elif name.startswith(_ARRAY):
+            short = name[len(_ARRAY) :]
+            spec = None if specs is None else specs.get(short)
+            if specs is not None and spec is None:
+                raise _Damaged(f"array {short} is not one the {impl.name} backend makes")
+            problem = array_problem(short, headers[name].shape, headers[name].dtype, spec, limit)
+            if problem:
+                raise _Damaged(problem)
+            names.append(short)
+        elif name not in _TRAIN_MEMBERS:
+            del headers[name]  # not part of the format: never read
+    missing = sorted(set(specs or ()) - set(names))
+    if missing:
+        raise _Damaged(f"array {missing[0]} is missing ({impl.name} needs it)")
+    return names
+
+
+_TRAIN_MEMBERS = frozenset(
+    {"meta", "user_ids", "item_ids", "train_indptr", "train_indices", "train_data"}
+    | {"train_timestamps"}
+)
+
+
+def _training_data(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> Interactions:
+    """The training matrix and id maps, every index checked before scipy sees it."""
+    indptr, indices = arrays["train_indptr"], arrays["train_indices"]
+    nnz = indices.size
+    if indptr[0] != 0 or indptr[-1] != nnz:
+        raise _Damaged(
+            f"train_indptr runs from {indptr[0]} to {indptr[-1]}, expected 0 to {nnz} (the "
+            "number of train_indices)"
+        )
+    steps = np.diff(indptr)
+    if np.any(steps < 0):
+        row = int(np.flatnonzero(steps < 0)[0])
+        raise _Damaged(f"train_indptr decreases at row {row}")
+    if nnz and (indices.min() < 0 or indices.max() >= n_items):
+        at = int(np.flatnonzero((indices < 0) | (indices >= n_items))[0])
+        raise _Damaged(
+            f"train_indices[{at}] = {indices[at]} is outside the {n_items} items (0..{n_items - 1})"
+        )
+    row_starts = np.zeros(nnz, dtype=bool)
+    row_starts[indptr[:-1][steps > 0]] = True
+    if nnz > 1 and np.any((np.diff(indices.astype(np.int64)) <= 0) & ~row_starts[1:]):
+        raise _Damaged("train_indices are not sorted and distinct within each customer's row")
+    data = arrays["train_data"].astype(np.float32)
+    if not np.isfinite(data).all():
+        at = int(np.flatnonzero(~np.isfinite(data))[0])
+        raise _Damaged(f"train_data[{at}] = {arrays['train_data'][at]} is not a finite float32")
+    timestamps = arrays.get("train_timestamps")
+    if timestamps is not None:
+        timestamps = timestamps.astype(np.float64)
+        if not np.isfinite(timestamps).all():
+            raise _Damaged("train_timestamps holds a value that is not a finite number")
+    index_dtype = np.int32 if max(nnz, n_items) < 2**31 else np.int64
+    matrix = sp.csr_matrix(
+        (data, indices.astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(n_users, n_items),
+    )
+    matrix.has_sorted_indices = True
+    users, items = _id_map(arrays, "user_ids"), _id_map(arrays, "item_ids")
+    return Interactions(matrix, users, items, timestamps)
+
+
+def _id_map(arrays: dict[str, np.ndarray], name: str) -> IdMap:
+    try:
+        return IdMap.from_ids(arrays[name])
+    except DataError as exc:
+        raise _Damaged(f"{name}: {_one_line(exc)}") from None
 
 
 def _meta(source: Path, raw: np.ndarray) -> dict:
     try:
         meta = json.loads(str(raw))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise ModelFileError(
             f"{source}: not a growthrec model file (unreadable metadata)"
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{source}: not a growthrec model file")
     version = meta.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ModelFileError(f"{source}: damaged model file (no format version)")
     if version > FORMAT_VERSION:
         raise ModelFileError(
@@ -130,4 +359,27 @@ def _meta(source: Path, raw: np.ndarray) -> dict:
     missing = {"backend", "params", "weighting", "seed", "n_users", "n_items"} - set(meta)
     if missing:
         raise ModelFileError(f"{source}: damaged model file (metadata lacks {sorted(missing)[0]})")
+    problem = _meta_problem(meta)
+    if problem:
+        raise ModelFileError(f"{source}: damaged model file (metadata: {problem})")
     return meta
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is wrong with the metadata's field types, or ``None``."""
+    for key in ("n_users", "n_items"):
+        if not _is_int(meta[key]) or meta[key] < 1:
+            return f"{key} is {meta[key]!r}, expected a whole number of at least 1"
+    if not isinstance(meta["backend"], str) or not meta["backend"]:
+        return f"backend is {meta['backend']!r}, expected a backend name"
+    if not isinstance(meta["params"], dict):
+        return f"params is {meta['params']!r:.60}, expected a mapping of names to values"
+    if meta["weighting"] not in WEIGHTINGS:
+        return f"weighting is {meta['weighting']!r:.60}, expected one of {', '.join(WEIGHTINGS)}"
+    if meta["seed"] is not None and not _is_int(meta["seed"]):
+        return f"seed is {meta['seed']!r:.60}, expected a whole number or null"
+    return None

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import numpy as np
 
-from growthrec.backends.contract import Arrays
+from growthrec.backends.contract import Arrays, ArraySpec
 from growthrec.errors import ParameterError
 
 __all__ = [
     "INSTALL_HINT",
     "cosine_similar_items",
     "factor_scores",
+    "factor_specs",
+    "fit_errors",
     "import_implicit",
     "library_seed",
 ]
@@ -35,6 +38,25 @@ def import_implicit(backend: str, module: str) -> ModuleType:
             f"backend {backend!r} needs the 'implicit' library, which is not installed "
             f"({exc}); install it with: {INSTALL_HINT}"
         ) from None
+
+
+@contextlib.contextmanager
+def fit_errors(backend: str) -> Iterator[None]:
+    """``implicit``'s "NaN encountered in factors" as ``FloatingPointError``: a fit that
+    diverged, which ``fit_model`` reports in one line with its likely cause."""
+    model_fit_error = import_implicit(backend, "implicit.recommender_base").ModelFitError
+    try:
+        yield
+    except model_fit_error as exc:
+        raise FloatingPointError(str(exc)) from None
+
+
+def factor_specs(n_users: int, n_items: int, columns: int) -> dict[str, ArraySpec]:
+    """The two factor matrices of a factor model, ``columns`` wide each."""
+    return {
+        "user_factors": ArraySpec((n_users, columns), meaning="users x factors"),
+        "item_factors": ArraySpec((n_items, columns), learned=True, meaning="items x factors"),
+    }
 
 
 def library_seed(rng: np.random.Generator) -> int:

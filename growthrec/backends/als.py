@@ -28,10 +28,12 @@ from threadpoolctl import threadpool_limits
 from growthrec.backends._implicit import (
     cosine_similar_items,
     factor_scores,
+    factor_specs,
+    fit_errors,
     import_implicit,
     library_seed,
 )
-from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.ranking import thread_count
 
@@ -200,12 +202,23 @@ class ALSBackend:
                 num_threads=thread_count(params["threads"]),
                 random_state=library_seed(rng),
             )
-            model.fit(confidences, show_progress=False)
+            with fit_errors(self.name):
+                model.fit(confidences, show_progress=False)
         return {
             "user_factors": model.user_factors,
             "item_factors": model.item_factors,
             **stats,
         }
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """Both factor matrices, and BM25's training statistics when it weights the matrix."""
+        specs = factor_specs(n_users, n_items, params["factors"])
+        if params["weighting"] == "bm25":
+            specs["bm25_idf"] = ArraySpec((n_items,), meaning="items")
+            specs["bm25_average_length"] = ArraySpec((1,))
+        return specs
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray

@@ -26,10 +26,12 @@ from threadpoolctl import threadpool_limits
 from growthrec.backends._implicit import (
     cosine_similar_items,
     factor_scores,
+    factor_specs,
+    fit_errors,
     import_implicit,
     library_seed,
 )
-from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.ranking import thread_count
 
@@ -114,8 +116,15 @@ class BPRBackend:
                 verify_negative_samples=params["verify_negative_samples"],
                 random_state=library_seed(rng),
             )
-            model.fit(matrix, show_progress=False)
+            with fit_errors(self.name):
+                model.fit(matrix, show_progress=False)
         return {"user_factors": model.user_factors, "item_factors": model.item_factors}
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """Both factor matrices, each with implicit's extra column (user 1s, item biases)."""
+        return factor_specs(n_users, n_items, params["factors"] + 1)
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray

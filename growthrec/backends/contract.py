@@ -11,7 +11,17 @@ import scipy.sparse as sp
 
 from growthrec.errors import ParameterError
 
-__all__ = ["Arrays", "Backend", "Param", "resolve_params"]
+__all__ = [
+    "ArraySpec",
+    "Arrays",
+    "Backend",
+    "Param",
+    "array_problem",
+    "array_specs",
+    "check_learned_arrays",
+    "generic_array_limit",
+    "resolve_params",
+]
 
 #: The learned state of a fitted backend: named plain arrays (saved as they are, no pickle).
 Arrays = Mapping[str, np.ndarray]
@@ -80,6 +90,17 @@ class Backend(Protocol):
     Optional method: ``similar_items(arrays, params, items) -> (len(items), n_items)`` scores;
     without it, an item's neighbours are the scores of a basket holding only that item.
     Optional attribute: ``requires``, names of optional modules ``fit`` needs.
+
+    Optional method ``array_specs(params, n_users, n_items) -> {name: ArraySpec}``: the arrays
+    ``fit`` returns, each with its shape and dtype in terms of the data's size and the resolved
+    parameters. A model file is checked against it from the array headers before any array is
+    read (so a damaged or crafted file can neither reach ``score`` nor make growthrec allocate
+    more than its dimensions allow), and every fit is checked against it. Optional method
+    ``check_arrays(arrays, params, n_users, n_items) -> None``: raise ``ValueError`` with a
+    one-line reason when the arrays are inconsistent in a way shapes cannot say (a sparse
+    matrix's index arrays out of range, say). Without ``array_specs`` only generic checks apply:
+    numeric arrays, finite floats, at most ``generic_array_limit`` elements each.
+    A fit that diverges may raise ``FloatingPointError``; ``fit_model`` reports it in one line.
     """
 
     name: str
@@ -116,3 +137,102 @@ def resolve_params(backend: Backend, given: Mapping[str, Any]) -> dict[str, Any]
         name: p.coerce(given[name], backend.name) if name in given else p.default
         for name, p in known.items()
     }
+
+
+@attrs.frozen
+class ArraySpec:
+    """The shape and dtype one learned array must have, for checks before and after reading it.
+
+    ``shape`` holds exact lengths, or ``None`` for a dimension whose length only the data
+    decides (then ``max_size`` bounds the number of elements). ``kinds`` are the numpy dtype
+    kinds accepted (``"f"`` float, ``"iu"`` integer). ``learned``: an array that is all zero
+    after a fit means the fit learned nothing. ``meaning`` names the dimensions for messages.
+    """
+
+    shape: tuple[int | None, ...]
+    kinds: str = "f"
+    max_size: int | None = None
+    learned: bool = False
+    meaning: str = ""
+
+
+def generic_array_limit(n_users: int, n_items: int) -> int:
+    """Most elements one learned array of a backend without ``array_specs`` may hold.
+
+    Enough for per-user and per-item factors and for an items x items matrix; a model file
+    whose arrays are larger than this is refused as out of line with its dimensions.
+    """
+    return (n_users + n_items + 1) * (n_items + 1)
+
+
+def array_specs(
+    backend: Backend, params: Mapping[str, Any], n_users: int, n_items: int
+) -> Mapping[str, ArraySpec] | None:
+    """The backend's declared learned arrays, or ``None`` if it declares none."""
+    declare = getattr(backend, "array_specs", None)
+    return None if declare is None else declare(params, n_users, n_items)
+
+
+def array_problem(
+    name: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    spec: ArraySpec | None,
+    limit: int,
+) -> str | None:
+    """What is wrong with an array of ``shape`` and ``dtype`` (from its header, or the array),
+    or ``None``; ``limit`` bounds the elements when there is no ``spec``."""
+    if dtype.hasobject or dtype.names is not None:
+        return f"array {name} has dtype {dtype}, not plain numbers"
+    kinds = spec.kinds if spec is not None else "biuf"
+    if dtype.kind not in kinds:
+        wanted = {"f": "float", "iu": "integer"}.get(kinds, f"numeric ({kinds})")
+        return f"array {name} has dtype {dtype}, expected {wanted}"
+    size = int(np.prod(shape, dtype=object))
+    if spec is None:
+        if size > limit:
+            return f"array {name} has {size} elements, more than this model's size allows ({limit})"
+        return None
+    matches = len(shape) == len(spec.shape) and all(
+        want is None or want == got for want, got in zip(spec.shape, shape, strict=True)
+    )
+    if not matches:
+        want = "(" + ", ".join("any" if d is None else str(d) for d in spec.shape) + ")"
+        meaning = f" ({spec.meaning})" if spec.meaning else ""
+        return f"array {name} has shape {tuple(shape)}, expected {want}{meaning}"
+    if spec.max_size is not None and size > spec.max_size:
+        return f"array {name} has {size} elements, more than its at most {spec.max_size}"
+    return None
+
+
+def check_learned_arrays(
+    backend: Backend,
+    arrays: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    n_users: int,
+    n_items: int,
+) -> None:
+    """Raise ``ValueError`` naming the first learned array that is missing, extra, of the wrong
+    shape or dtype, or holds NaN or infinity; then the backend's own ``check_arrays``."""
+    specs = array_specs(backend, params, n_users, n_items)
+    limit = generic_array_limit(n_users, n_items)
+    if specs is not None:
+        missing = sorted(set(specs) - set(arrays))
+        if missing:
+            raise ValueError(f"array {missing[0]} is missing ({backend.name} needs it)")
+        extra = sorted(set(arrays) - set(specs))
+        if extra:
+            raise ValueError(f"array {extra[0]} is not one the {backend.name} backend makes")
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"array {name} is a {type(value).__name__}, not a numpy array")
+        spec = None if specs is None else specs[name]
+        problem = array_problem(name, value.shape, value.dtype, spec, limit)
+        if problem:
+            raise ValueError(problem)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.flatnonzero(~np.isfinite(value.ravel()))[0])
+            raise ValueError(f"array {name} holds {value.ravel()[bad]} at flat index {bad}")
+    check = getattr(backend, "check_arrays", None)
+    if check is not None:
+        check(arrays, params, n_users, n_items)

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.backends.itemknn import map_gram_row_blocks
 from growthrec.core.ranking import thread_count
@@ -119,6 +119,14 @@ class EASEBackend:
                 "if the machine has the memory, or use itemknn"
             )
         return {"item_weights": ease_weights(matrix, params["l2"])}
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """The dense items x items matrix B."""
+        return {
+            "item_weights": ArraySpec((n_items, n_items), learned=True, meaning="items x items")
+        }
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.backends.contract import Arrays
+from growthrec.backends.contract import Arrays, ArraySpec
 from growthrec.backends.hookspecs import hookimpl
 
 
@@ -23,6 +23,12 @@ class PopularityBackend:
         self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
     ) -> Arrays:
         return {"item_popularity": np.asarray(matrix.sum(axis=0), dtype=np.float32).ravel()}
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """One number per item."""
+        return {"item_popularity": ArraySpec((n_items,), learned=True, meaning="items")}
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray

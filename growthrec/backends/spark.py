@@ -29,9 +29,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.backends._implicit import cosine_similar_items, factor_scores, library_seed
+from growthrec.backends._implicit import (
+    cosine_similar_items,
+    factor_scores,
+    factor_specs,
+    library_seed,
+)
 from growthrec.backends.als import fold_in as als_fold_in
-from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 
 __all__ = ["SparkALSBackend", "fold_in", "spark_confidences"]
@@ -117,6 +122,12 @@ class SparkALSBackend:
 
         import_pyspark(f"backend {self.name!r}")
         return fit_matrix(matrix, params, library_seed(rng))
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """Both factor matrices, Spark's rank wide."""
+        return factor_specs(n_users, n_items, params["factors"])
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray

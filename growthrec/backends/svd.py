@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from growthrec.backends.contract import Arrays, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.errors import ParameterError
 
@@ -45,10 +45,15 @@ class SVDBackend:
 
         factors = params["factors"]
         n_users, n_items = matrix.shape
+        if min(n_users, n_items) < 2:
+            raise ParameterError(
+                f"svd: needs at least 2 customers and 2 products, the data has {n_users} "
+                f"customer(s) and {n_items} product(s); use --model popularity for data this small"
+            )
         if factors >= n_items or factors >= n_users:
             raise ParameterError(
                 f"svd: factors={factors} must be smaller than the number of items ({n_items}) "
-                f"and of users ({n_users}); use at most {max(1, min(n_items, n_users) - 1)}"
+                f"and of users ({n_users}); use at most {min(n_items, n_users) - 1}"
             )
         svd = TruncatedSVD(
             n_components=factors,
@@ -61,6 +66,16 @@ class SVDBackend:
         return {
             "item_factors": np.ascontiguousarray(svd.components_.T, dtype=np.float32),
             "singular_values": svd.singular_values_.astype(np.float32),
+        }
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """Item factors (items x factors) and the singular values."""
+        k = params["factors"]
+        return {
+            "item_factors": ArraySpec((n_items, k), learned=True, meaning="items x factors"),
+            "singular_values": ArraySpec((k,), meaning="factors"),
         }
 
     def score(
