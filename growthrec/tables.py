@@ -20,10 +20,9 @@ Ids come back exactly as written. A CSV id column is read as integers only when 
 an integer in canonical form (its text is ``str(int(text))``: no leading zero, ``+``, space or
 exponent, within int64), or every value is such an integer followed by ``.0`` (a float column
 as pandas writes it: ``17850.0`` is customer 17850); otherwise every id of the column is text,
-exactly as in the file. In an integer id column, an empty value and arrow's null spellings
-(``NA``, ``NULL``, ``nan``, ...) are missing; in a text id column only an empty value is.
-Parquet integer columns are integers, text columns text, and float columns of whole numbers
-integers.
+exactly as in the file. A missing id is an empty field; ``NA``, ``NULL`` or ``nan`` are ids like
+any other (so a column holding them is text). Parquet integer columns are integers, text
+columns text, and float columns of whole numbers integers.
 
 CSV dialects: the delimiter is detected from the header line (the most frequent of ``,`` ``;``
 tab ``|`` outside quotes; ``,`` when none occurs) unless given. Text times are ISO 8601 unless a
@@ -91,8 +90,6 @@ TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _UNIT_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 #: 9999-12-31 23:59:59 UTC: a time after it is a unit mistake, not a purchase.
 _LAST_SECOND = 253_402_300_799
-#: The values arrow's CSV reader takes as null in a typed column: missing in an integer id column.
-_NULL_TEXTS = pa.array(pa_csv.ConvertOptions().null_values, pa.string())
 
 
 @attrs.frozen
@@ -339,10 +336,10 @@ def _canonical_ints(texts: pa.Array, suffix: str = "") -> tuple[np.ndarray, np.n
 def _integer_dictionary(texts: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct texts of a CSV id column as integers with a missing mask, if they all are.
 
-    All are when every text that is not empty nor a null spelling is a canonical integer, or
-    every one is a canonical integer followed by ``.0`` (a whole float). Else None: text ids.
+    All are when every text but the empty one (missing) is a canonical integer, or every one is
+    a canonical integer followed by ``.0`` (a whole float). Else None: text ids.
     """
-    missing = pc.is_in(texts, value_set=_NULL_TEXTS).to_numpy(zero_copy_only=False)
+    missing = pc.equal(texts, "").to_numpy(zero_copy_only=False)
     for suffix in ("", ".0"):
         ok, numbers = _canonical_ints(texts, suffix)
         if np.all(ok | missing):
