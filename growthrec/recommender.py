@@ -34,6 +34,7 @@ from growthrec.errors import (
 
 __all__ = [
     "fit_model",
+    "known_items",
     "popular_items",
     "recommend",
     "recommend_baskets",
@@ -140,6 +141,14 @@ def _fit_failure(
         f"{impl.name}: {what} on this data ({data.n_users} customer(s), {data.n_items} "
         f"product(s), {data.nnz} purchase(s)): too little to learn from{fallback}"
     )
+
+
+def known_items(model: Model, item_ids: Sequence[object]) -> tuple[list[object], list[object]]:
+    """``item_ids`` split into those in the model's catalogue and those not, each in order."""
+    index = model.train.items.index(list(item_ids)) if len(item_ids) else np.empty(0, np.int64)
+    known = [i for i, n in zip(item_ids, index, strict=True) if n >= 0]
+    unknown = [i for i, n in zip(item_ids, index, strict=True) if n < 0]
+    return known, unknown
 
 
 def user_indices(model: Model, user_ids: Sequence[object]) -> np.ndarray:

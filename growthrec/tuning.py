@@ -118,8 +118,10 @@ def run_trials(
 ) -> list[Trial]:
     """Evaluate every setting on ``split``; trials best first by ``metric`` at ``k``.
 
-    Ties keep the order tried, so the result is deterministic.
+    Ties keep the order tried, so the result is deterministic. A ``k`` deeper than the
+    catalogue is ranked at the catalogue's size, as ``evaluate_model`` computes it.
     """
+    k = min(int(k), max(split.train.n_items, 1))
     trials = []
     for n, params in enumerate(settings):
         if on_trial is not None:
