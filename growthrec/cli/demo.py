@@ -10,10 +10,11 @@ from typing import Any
 
 from rich.columns import Columns
 
+from growthrec.atomic import refuse_unnamed_files
 from growthrec.cli.evaluate import evaluation_payload, evaluation_table
 from growthrec.cli.generate import catalog_path_for, write_shop
 from growthrec.cli.options import add_json_option
-from growthrec.cli.output import Output, human_bytes
+from growthrec.cli.output import Output, data_text, human_bytes
 from growthrec.cli.recommend import ranked_items
 from growthrec.cli.train import model_path_for
 from growthrec.core.interactions import interactions_from_events
@@ -46,12 +47,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="keep the data and model files here (default: a temporary folder, removed after)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the data and model files already in --workdir (refused by default)",
+    )
     add_json_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
     if args.workdir is not None:
+        transactions = args.workdir / "data" / "transactions.csv"
+        files = (transactions, catalog_path_for(transactions), args.workdir / "models" / "svd.npz")
+        refuse_unnamed_files(dict.fromkeys(files, ""), force=args.force)
         _story(args, out, args.workdir)
         return
     with tempfile.TemporaryDirectory(prefix="growthrec-demo-") as workdir:
@@ -115,7 +124,8 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         f"{shop.user_id.size:,} purchases ({data.nnz:,} distinct customer-product pairs)"
     )
     out.print(
-        f"[bold]{split.protocol}[/bold]: {split.n_test_users:,} customers' latest purchase "
+        f"[bold]{data_text(split.protocol)}[/bold]: {split.n_test_users:,} customers' latest "
+        "purchase "
         "held out; every product they have not bought is ranked"
     )
     out.print(evaluation_table(out, evaluations, KS))

@@ -21,7 +21,7 @@ from growthrec.cli.options import (
     positive_int,
     seconds_from,
 )
-from growthrec.cli.output import Output
+from growthrec.cli.output import Output, data_text
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split
 from growthrec.errors import ParameterError
@@ -203,7 +203,7 @@ def _split_line(split: Split, seed: int, ranking: str) -> str:
         f"; {k.replace('_', ' ')}: {v:,}" for k, v in split.counts.items() if k != "cutoff"
     )
     return (
-        f"[bold]{split.protocol}[/bold], seed {seed}, {ranking} ranking: "
+        f"[bold]{data_text(split.protocol)}[/bold], seed {seed}, {data_text(ranking)} ranking: "
         f"{split.n_test_users:,} customers evaluated, {split.n_train_only:,} kept in train only"
         f"{extra}"
     )

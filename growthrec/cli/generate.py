@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
+from growthrec.atomic import refuse_unnamed_files
 from growthrec.cli.options import add_json_option, positive_int
 from growthrec.cli.output import Output
+from growthrec.errors import ParameterError
 from growthrec.synthetic import SyntheticShop, generate_shop
 from growthrec.tables import write_table
 
-__all__ = ["add_parser", "catalog_path_for", "write_shop"]
+__all__ = ["DEFAULT_OUTPUT", "add_parser", "catalog_path_for", "write_shop"]
+
+DEFAULT_OUTPUT = Path("data/transactions.csv")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,14 +39,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output",
         type=Path,
-        default=Path("data/transactions.csv"),
-        help="transactions file, .csv or .parquet (default: data/transactions.csv)",
+        default=None,
+        help=f"transactions file, .csv or .parquet (default: {DEFAULT_OUTPUT})",
     )
     p.add_argument(
         "--catalog-output",
         type=Path,
         default=None,
         help="item catalogue file (default: items.csv beside --output)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files that were not named (the default --output, the catalogue "
+        "beside it); a file named by --output or --catalog-output is always replaced",
     )
     add_json_option(p)
     p.set_defaults(run=run)
@@ -75,16 +86,28 @@ def write_shop(shop: SyntheticShop, transactions: Path, catalog: Path) -> None:
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
-    catalog = args.catalog_output or catalog_path_for(args.output)
+    transactions = args.output or DEFAULT_OUTPUT
+    catalog = args.catalog_output or catalog_path_for(transactions)
+    if os.path.abspath(transactions) == os.path.abspath(catalog):
+        raise ParameterError(
+            f"--output and the catalogue are the same file ({catalog}); give another "
+            "--catalog-output"
+        )
+    unnamed: dict[Path, str] = {}
+    if args.output is None:
+        unnamed[transactions] = "--output"
+    if args.catalog_output is None:
+        unnamed[catalog] = "--catalog-output"
+    refuse_unnamed_files(unnamed, force=args.force)
     with out.steps(2) as steps:
         steps.step("simulating customers")
         start = time.perf_counter()
         shop = generate_shop(args.users, args.items, args.density, seed=args.seed)
         steps.step("writing files")
-        write_shop(shop, args.output, catalog)
+        write_shop(shop, transactions, catalog)
     seconds = time.perf_counter() - start
     summary = {
-        "transactions_file": str(args.output),
+        "transactions_file": str(transactions),
         "catalog_file": str(catalog),
         "rows": int(shop.user_id.size),
         "users": args.users,

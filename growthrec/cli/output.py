@@ -10,8 +10,10 @@ visible ``\\x1b``-style escapes. A message written as rich markup wraps each pie
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import numbers
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -52,6 +54,15 @@ def data_text(value: Any) -> str:
     return escape(printable(str(value)))
 
 
+class _Console(Console):
+    """rich's console, but a closed stdout pipe (``| head``) is left to ``main`` to handle."""
+
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 (a data error's code); main() exits 141 (128 + SIGPIPE) quietly.
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 class _Steps:
     """A progress display of named steps; a no-op when progress is off."""
 
@@ -78,7 +89,7 @@ class Output:
 
     json_mode: bool = False
     console: Console = attrs.field(
-        factory=lambda: Console(file=sys.stdout, highlight=False, emoji=False)
+        factory=lambda: _Console(file=sys.stdout, highlight=False, emoji=False)
     )
 
     def table(

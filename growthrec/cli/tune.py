@@ -18,7 +18,7 @@ from growthrec.cli.options import (
     load_report_table,
     positive_int,
 )
-from growthrec.cli.output import Output
+from growthrec.cli.output import Output, data_text
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.errors import DataError
 from growthrec.protocols import make_validation_split
@@ -169,4 +169,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             numeric=["rank", f"{target} (sorted)", *shown, "fit s"],
         )
     )
-    out.print(f"Best parameters: [bold]{path}[/bold] (growthrec train --params-file {path})")
+    shown_path = data_text(path)
+    out.print(
+        f"Best parameters: [bold]{shown_path}[/bold] (growthrec train --params-file {shown_path})"
+    )
