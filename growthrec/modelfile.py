@@ -202,7 +202,11 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
     if meta_header.dtype.kind != "U" or meta_header.shape != ():
         raise ModelFileError(f"{source}: not a growthrec model file (unreadable metadata)")
     meta = _meta(source, _read_array(archive, members["meta"]))
-    headers = {name: _header(archive, info, name) for name, info in members.items()}
+    headers = {
+        name: _header(archive, info, name)
+        for name, info in members.items()
+        if name in _TRAIN_MEMBERS or name.startswith((_ARRAY, _ATTRIBUTE))
+    }
     registrations = available_backends()
     if meta["backend"] not in registrations:
         raise ModelFileError(
@@ -243,9 +247,8 @@ def _check_headers(
     n_users: int,
     n_items: int,
 ) -> list[str]:
-    """Check every array's declared shape and dtype before reading any; drops members that are
-    not part of the format from ``headers`` (never read) and returns the backend's array names.
-    """
+    """Check every array's declared shape and dtype before reading any; returns the names of
+    the backend's arrays."""
     for name in ("user_ids", "item_ids", "train_indptr", "train_indices", "train_data"):
         if name not in headers:
             raise _Damaged(f"{name} is missing")
@@ -277,8 +280,6 @@ def _check_headers(
             if problem:
                 raise _Damaged(problem)
             names.append(short)
-        elif name not in _TRAIN_MEMBERS:
-            del headers[name]  # not part of the format: never read
     missing = sorted(set(specs or ()) - set(names))
     if missing:
         raise _Damaged(f"array {missing[0]} is missing ({impl.name} needs it)")
