@@ -99,18 +99,18 @@ def test_generate_writes_transactions_and_catalogue(tmp_path, capsys):
         capsys, "generate", "--users", 200, "--items", 40, "--density", 0.1, "--output", target
     )
     assert set(summary) == {
-        "transactions_file",
-        "catalog_file",
-        "rows",
-        "users",
-        "items",
+        "transactions",
+        "catalog",
+        "n_users",
+        "n_items",
+        "density",
         "seed",
         "seconds",
     }
-    assert summary["transactions_file"] == str(target)
-    assert summary["catalog_file"] == str(tmp_path / "out" / "items.csv")
-    assert summary["rows"] == round(0.1 * 200 * 40) == 800
-    assert (summary["users"], summary["items"], summary["seed"]) == (200, 40, 0)
+    assert summary["transactions"]["path"] == str(target)
+    assert summary["catalog"]["path"] == str(tmp_path / "out" / "items.csv")
+    assert summary["transactions"]["rows"] == round(0.1 * 200 * 40) == 800
+    assert (summary["n_users"], summary["n_items"], summary["seed"]) == (200, 40, 0)
     assert summary["seconds"] >= 0
 
     rows = read_transactions(target)
@@ -161,7 +161,7 @@ def test_generate_parquet_and_custom_catalogue(tmp_path, capsys):
         "--output",
         tmp_path / "t.parquet",
     )
-    assert summary["catalog_file"] == str(tmp_path / "items.parquet")
+    assert summary["catalog"]["path"] == str(tmp_path / "items.parquet")
     assert (tmp_path / "items.parquet").is_file()
     summary = run_json(
         capsys,
@@ -177,7 +177,7 @@ def test_generate_parquet_and_custom_catalogue(tmp_path, capsys):
         "--catalog-output",
         tmp_path / "cat" / "products.csv",
     )
-    assert summary["catalog_file"] == str(tmp_path / "cat" / "products.csv")
+    assert summary["catalog"]["path"] == str(tmp_path / "cat" / "products.csv")
     assert (tmp_path / "t.csv.gz").read_bytes()[:2] == b"\x1f\x8b"
     assert len(read_transactions(tmp_path / "cat" / "products.csv")) == 40
 
@@ -254,21 +254,22 @@ def test_train_json_and_params_pass_through(shop, tmp_path, capsys):
         "--output",
         tmp_path,
     )
-    assert summary["model_file"] == str(tmp_path / "svd.npz")
-    assert summary["backend"] == "svd"
-    assert summary["params"] == {"factors": 6, "normalize": True, "n_iter": 3}
-    assert summary["weighting"] == "binary"
-    assert summary["seed"] == 0
+    model_json, data = summary["model"], summary["data"]
+    assert model_json["path"] == str(tmp_path / "svd.npz")
+    assert model_json["backend"] == "svd"
+    assert model_json["params"] == {"factors": 6, "normalize": True, "n_iter": 3}
+    assert model_json["weighting"] == "binary"
+    assert model_json["seed"] == 0
     pairs = {(r["user_id"], r["item_id"]) for r in read_transactions(shop)}
-    assert summary["users"] == USERS
-    assert summary["interactions"] == len(pairs)
-    assert summary["items"] == len({item for _, item in pairs})
-    assert summary["density"] == pytest.approx(len(pairs) / (USERS * summary["items"]))
-    assert summary["catalog_file"] == str(shop.parent / "items.csv")
-    assert summary["file_bytes"] == (tmp_path / "svd.npz").stat().st_size
+    assert data["n_users"] == USERS
+    assert data["n_interactions"] == len(pairs)
+    assert data["n_items"] == len({item for _, item in pairs})
+    assert data["density"] == pytest.approx(len(pairs) / (USERS * data["n_items"]))
+    assert summary["catalog"]["path"] == str(shop.parent / "items.csv")
+    assert model_json["bytes"] == (tmp_path / "svd.npz").stat().st_size
     model = load_model(tmp_path / "svd.npz")
     assert dict(model.params) == {"factors": 6, "normalize": True, "n_iter": 3}
-    assert model.arrays["item_factors"].shape == (summary["items"], 6)
+    assert model.arrays["item_factors"].shape == (data["n_items"], 6)
     assert set(model.item_attributes) == {"category", "price"}
 
 
@@ -277,15 +278,15 @@ def test_train_param_factors_equals_factors_flag(shop, tmp_path, capsys):
         capsys, "train", "--data", shop, "--param", "factors=7", "--output", tmp_path / "a"
     )
     b = run_json(capsys, "train", "--data", shop, "--factors", "7", "--output", tmp_path / "b")
-    assert a["params"] == b["params"] == {**SVD_PARAMS, "factors": 7}
-    fa = load_model(a["model_file"]).arrays["item_factors"]
-    np.testing.assert_array_equal(fa, load_model(b["model_file"]).arrays["item_factors"])
+    assert a["model"]["params"] == b["model"]["params"] == {**SVD_PARAMS, "factors": 7}
+    fa = load_model(a["model"]["path"]).arrays["item_factors"]
+    np.testing.assert_array_equal(fa, load_model(b["model"]["path"]).arrays["item_factors"])
 
 
 def test_train_output_npz_path(shop, tmp_path, capsys):
     target = tmp_path / "deep" / "my-model.npz"
     summary = run_json(capsys, "train", "--data", shop, "--factors", "4", "--output", target)
-    assert summary["model_file"] == str(target)
+    assert summary["model"]["path"] == str(target)
     assert [p.name for p in target.parent.iterdir()] == ["my-model.npz"]
     assert load_model(target).backend == "svd"
 
@@ -303,8 +304,8 @@ def test_train_popularity_and_weighting(shop, tmp_path, capsys):
         "--output",
         tmp_path,
     )
-    assert summary["model_file"] == str(tmp_path / "popularity.npz")
-    assert summary["params"] == {}
+    assert summary["model"]["path"] == str(tmp_path / "popularity.npz")
+    assert summary["model"]["params"] == {}
     model = load_model(tmp_path / "popularity.npz")
     assert model.weighting == "count"
     units = Counter()
@@ -336,8 +337,9 @@ def test_train_without_catalogue(tmp_path, capsys):
     summary = run_json(
         capsys, "train", "--data", data, "--model", "popularity", "--output", tmp_path
     )
-    assert summary["catalog_file"] is None
-    assert (summary["users"], summary["items"], summary["interactions"]) == (3, 3, 5)
+    assert summary["catalog"] is None
+    data = summary["data"]
+    assert (data["n_users"], data["n_items"], data["n_interactions"]) == (3, 3, 5)
     assert dict(load_model(tmp_path / "popularity.npz").item_attributes) == {}
 
 
@@ -348,8 +350,9 @@ def _check_result(result, bought_items: set[str], n: int, category: dict[str, st
     items = result["items"]
     assert [row["rank"] for row in items] == list(range(1, n + 1))
     for row in items:
-        assert set(row) == {"rank", "item", "score", "category", "price"}
-        assert row["category"] == category[row["item"]]
+        assert set(row) == {"rank", "item", "score", "attributes"}
+        assert set(row["attributes"]) == {"category", "price"}
+        assert row["attributes"]["category"] == category[row["item"]]
     scores = [row["score"] for row in items]
     assert scores == sorted(scores, reverse=True)
     ids = [row["item"] for row in items]
@@ -360,9 +363,9 @@ def _check_result(result, bought_items: set[str], n: int, category: dict[str, st
 
 def test_recommend_several_users_json(shop, svd_model, bought, capsys):
     payload = run_json(capsys, "recommend", "--model", svd_model, "--user-id", "1", "2", "3")
-    assert set(payload) == {"model", "backend", "results"}
-    assert payload["model"] == str(svd_model)
-    assert payload["backend"] == "svd"
+    assert set(payload) == {"model", "results"}
+    assert payload["model"]["path"] == str(svd_model)
+    assert payload["model"]["backend"] == "svd"
     assert [r["user"] for r in payload["results"]] == ["1", "2", "3"]
     category = categories(shop.parent / "items.csv")
     for result in payload["results"]:
@@ -432,15 +435,19 @@ def test_recommend_fallback_popular(shop, svd_model, bought, capsys):
     )
     known, unknown = payload["results"]
     assert (known["user"], known["source"]) == ("1", "model")
-    assert (unknown["user"], unknown["source"]) == ("99999", "popular")
+    assert (unknown["user"], unknown["source"]) == ("99999", "fallback:popular")
     buyers = Counter(item for items in bought.values() for item in items)
     popular = unknown["items"]
     assert len(popular) == 5
-    assert [row["score"] for row in popular] == [buyers[row["item"]] for row in popular]
-    fifth = popular[-1]["score"]
+    assert [row["buyers"] for row in popular] == [buyers[row["item"]] for row in popular]
+    # The score reads like a model's: the share of training customers who bought the item.
+    assert [row["score"] for row in popular] == [
+        pytest.approx(buyers[row["item"]] / len(bought), abs=1e-6) for row in popular
+    ]
+    fifth = popular[-1]["buyers"]
     others = set(buyers) - {row["item"] for row in popular}
     assert all(buyers[item] <= fifth for item in others)  # these are the top five sellers
-    assert popular[0]["score"] == max(buyers.values())
+    assert popular[0]["buyers"] == max(buyers.values())
 
 
 def test_recommend_exclude(svd_model, bought, capsys):
@@ -491,8 +498,8 @@ def _check_evaluation(payload, ks: list[int], backends: list[str]) -> None:
     assert payload["ks"] == ks
     assert [r["backend"] for r in payload["results"]] == backends
     for result in payload["results"]:
-        assert result["n_users"] == payload["test_users"]
-        assert result["protocol"] == payload["protocol"]
+        assert result["n_users"] == payload["split"]["n_test_users"]
+        assert result["protocol"] == payload["split"]["protocol"]
         assert set(result["metrics"]) == {str(k) for k in ks}
         for k in ks:
             metrics = result["metrics"][str(k)]
@@ -512,10 +519,10 @@ def test_evaluate_leave_one_out_json(shop, bought, capsys):
     assert len(payload["data"]["fingerprint"]) == 16
     assert payload["diversity_basis"] == "category"
     assert all(r["ranking"] == "full" for r in payload["results"])
-    assert payload["protocol"] == "leave-one-out (latest)"  # the file has timestamps
+    assert payload["split"]["protocol"] == "leave-one-out (latest)"  # the file has timestamps
     eligible = sum(len(items) >= 2 for items in bought.values())
-    assert payload["test_users"] == eligible
-    assert payload["train_only_users"] == USERS - eligible
+    assert payload["split"]["n_test_users"] == eligible
+    assert payload["split"]["n_train_only_users"] == USERS - eligible
     _check_evaluation(payload, [5, 10], ["svd", "popularity"])
     svd, pop = payload["results"]
     assert svd["params"] == SVD_PARAMS
@@ -532,7 +539,7 @@ def test_evaluate_leave_one_out_json(shop, bought, capsys):
 
 def test_evaluate_ratio_protocol(shop, capsys):
     payload = run_json(capsys, "evaluate", "--data", shop, "--factors", 8, "--protocol", "ratio")
-    assert payload["protocol"] == "ratio holdout (0.2)"
+    assert payload["split"]["protocol"] == "ratio holdout (0.2)"
     _check_evaluation(payload, [5, 10], ["svd", "popularity"])
     payload = run_json(
         capsys,
@@ -546,12 +553,12 @@ def test_evaluate_ratio_protocol(shop, capsys):
         "--test-ratio",
         0.5,
     )
-    assert payload["protocol"] == "ratio holdout (0.5)"
+    assert payload["split"]["protocol"] == "ratio holdout (0.5)"
 
 
 def test_evaluate_by_random(shop, capsys):
     payload = run_json(capsys, "evaluate", "--data", shop, "--factors", 8, "--by", "random")
-    assert payload["protocol"] == "leave-one-out (random)"
+    assert payload["split"]["protocol"] == "leave-one-out (random)"
     _check_evaluation(payload, [5, 10], ["svd", "popularity"])
 
 
@@ -639,18 +646,18 @@ def test_demo_json(demo):
     assert code == 0, err
     assert err == ""
     payload = json.loads(out)
-    assert set(payload) == {"data", "evaluation", "model_file_bytes", "sample_user", "seconds"}
-    assert payload["data"]["users"] == 1000
-    assert payload["data"]["items"] == 100
-    assert payload["data"]["rows"] == 5000
+    assert set(payload) == {"data", "evaluation", "model", "sample_user", "seconds"}
+    assert payload["data"]["n_users"] == 1000
+    assert payload["data"]["n_items"] == 100
+    assert payload["data"]["rows_read"] == 5000
     evaluation = payload["evaluation"]
-    assert evaluation["protocol"] == "leave-one-out (latest)"
+    assert evaluation["split"]["protocol"] == "leave-one-out (latest)"
     assert [r["backend"] for r in evaluation["results"]] == ["svd", "popularity"]
     for result in evaluation["results"]:
         assert 0.0 <= result["metrics"]["5"]["hit_rate"] <= 1.0
     assert evaluation["results"][0]["params"]["factors"] == 50
 
-    assert payload["model_file_bytes"] == (workdir / "models" / "svd.npz").stat().st_size
+    assert payload["model"]["bytes"] == (workdir / "models" / "svd.npz").stat().st_size
     sample = payload["sample_user"]
     assert sample["user"] == "42"
     bought = purchases_by_user(workdir / "data" / "transactions.csv")["42"]
@@ -666,7 +673,7 @@ def test_demo_json(demo):
     assert [r["rank"] for r in sample["recommended"]] == [1, 2, 3, 4, 5]
     assert not set(recommended) & set(purchased)
     category = categories(workdir / "data" / "items.csv")
-    assert all(r["category"] == category[r["item"]] for r in sample["recommended"])
+    assert all(r["attributes"]["category"] == category[r["item"]] for r in sample["recommended"])
 
 
 def test_demo_reproduces_prototype_headline(demo):

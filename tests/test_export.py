@@ -88,7 +88,7 @@ def test_small_batches_give_the_same_file(model_file, tmp_path, capsys, monkeypa
     )
     target = tmp_path / "recs.parquet"
     summary = run_json(capsys, "export", "--model", model_file, "--n", 7, "--output", target)
-    assert (summary["users"], summary["rows"]) == (200, 1400)
+    assert (summary["n_users"], summary["output"]["rows"]) == (200, 1400)
     assert_rows(read_back(target), expected_rows(model_file, None, 7))
 
 
@@ -119,7 +119,7 @@ def test_only_the_users_asked_for_in_their_order(model_file, tmp_path, capsys):
         "--output",
         target,
     )
-    assert (summary["users"], summary["rows"]) == (4, 12)
+    assert (summary["n_users"], summary["output"]["rows"]) == (4, 12)
     table = read_back(target)
     assert table.column("user_id").to_pylist() == [120] * 3 + [5] * 3 + [17] * 3 + [3] * 3
     assert_rows(table, expected_rows(model_file, [120, 5, 17, 3], 3))
@@ -131,7 +131,7 @@ def test_short_lists_leave_out_the_padding(model_file, tmp_path, capsys):
     summary = run_json(capsys, "export", "--model", model_file, "--n", 100, "--output", target)
     model = load_model(model_file)
     unbought = 40 - np.diff(model.train.matrix.indptr)
-    assert summary["rows"] == int(unbought.sum())
+    assert summary["output"]["rows"] == int(unbought.sum())
     table = read_back(target)
     assert_rows(table, expected_rows(model_file, None, 100))
     ranks = np.asarray(table.column("rank"))
@@ -145,11 +145,12 @@ def test_json_summary(model_file, tmp_path, capsys):
     summary = run_json(
         capsys, "export", "--model", model_file, "--n", 4, "--output", target, "--threads", 2
     )
-    assert set(summary) == {"output", "format", "model", "n", "users", "rows", "seconds"}
-    assert summary["output"] == str(target)
-    assert summary["format"] == "parquet"
-    assert summary["model"] == str(model_file)
-    assert (summary["n"], summary["users"], summary["rows"]) == (4, 200, 800)
+    assert set(summary) == {"output", "model", "n", "n_users", "seconds"}
+    assert summary["output"]["path"] == str(target)
+    assert summary["output"]["format"] == "parquet"
+    assert summary["output"]["bytes"] == target.stat().st_size
+    assert summary["model"]["path"] == str(model_file)
+    assert (summary["n"], summary["n_users"], summary["output"]["rows"]) == (4, 200, 800)
     assert summary["seconds"] >= 0
 
 

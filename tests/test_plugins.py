@@ -207,12 +207,12 @@ def test_installed_example_plugin_shows_up_and_trains(installed_example, tmp_pat
     )
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)
-    assert summary["backend"] == "cooccurrence"
-    assert summary["params"] == {"min_count": 2}
+    assert summary["model"]["backend"] == "cooccurrence"
+    assert summary["model"]["params"] == {"min_count": 2}
     recs = _run_cli(
         "recommend",
         "--model",
-        summary["model_file"],
+        summary["model"]["path"],
         "--user-id",
         "1",
         "--n",

@@ -286,13 +286,14 @@ def test_spark_train_command(spark, files, tmp_path, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["backend"] == "spark" and summary["master"].startswith("local")
-    assert summary["model_file"] == str(tmp_path / "spark.npz")
-    assert summary["params"]["factors"] == 8 and summary["params"]["iterations"] == 3
-    assert summary["cleaning"]["non-positive price"] > 0
-    assert "k-core (users >= 1, items >= 2)" in summary["cleaning"]
+    model = summary["model"]
+    assert model["backend"] == "spark" and summary["spark"]["master"].startswith("local")
+    assert model["path"] == str(tmp_path / "spark.npz")
+    assert model["params"]["factors"] == 8 and model["params"]["iterations"] == 3
+    assert summary["data"]["dropped"]["non-positive price"] > 0
+    assert "k-core (users >= 1, items >= 2)" in summary["data"]["dropped"]
     assert any((tmp_path / "checkpoints").rglob("*"))  # the k-core rounds were checkpointed there
-    assert summary["data"]["rows_read"] == 812 and summary["users"] == 200
+    assert summary["data"]["rows_read"] == 812 and summary["data"]["n_users"] == 200
     code = main(
         ["recommend", "--model", str(tmp_path / "spark.npz"), "--user-id", "cust-3", "--json"]
     )

@@ -15,6 +15,7 @@ from growthrec.cli.evaluate import evaluation_payload, evaluation_table
 from growthrec.cli.generate import catalog_path_for, write_shop
 from growthrec.cli.options import add_json_option
 from growthrec.cli.output import Output, data_text, human_bytes
+from growthrec.cli.payloads import data_payload, model_payload
 from growthrec.cli.recommend import ranked_items
 from growthrec.cli.train import model_path_for
 from growthrec.core.interactions import interactions_from_events
@@ -74,7 +75,7 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         steps.step("generating a synthetic shop")
         shop = generate_shop(seed=args.seed)
         write_shop(shop, transactions, catalog_path_for(transactions))
-        events, _ = load_events(transactions)
+        events, report = load_events(transactions)
         data = interactions_from_events(events)
         attributes, _ = catalog_for(None, transactions, events.items)
         steps.step("splitting: leave-one-out, each customer's latest purchase")
@@ -96,20 +97,15 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         {
             "item": str(model.train.items.ids[i]),
             "quantity": int(n),
-            **{k: str(v[i]) for k, v in model.item_attributes.items()},
+            "attributes": {k: str(v[i]) for k, v in model.item_attributes.items()},
         }
         for i, n in sorted(zip(bought.indices, bought.data, strict=True), key=lambda p: -p[1])
     ]
     recommendations = ranked_items(model, items[0], scores[0])
     payload: dict[str, Any] = {
-        "data": {
-            "users": data.n_users,
-            "items": data.n_items,
-            "interactions": data.nnz,
-            "rows": int(shop.user_id.size),
-        },
+        "data": data_payload(report, data),
         "evaluation": evaluation_payload(split, evaluations, KS),
-        "model_file_bytes": model_path.stat().st_size,
+        "model": model_payload(model, model_path),
         "sample_user": {
             "user": args.user_id,
             "purchased": purchases,
@@ -139,14 +135,17 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
             [
                 out.table(
                     ["item", "quantity", *extra],
-                    [(p["item"], p["quantity"], *(p[k] for k in extra)) for p in purchases],
+                    [
+                        (p["item"], p["quantity"], *(p["attributes"][k] for k in extra))
+                        for p in purchases
+                    ],
                     title=f"Customer {args.user_id} bought",
                     numeric=["quantity"],
                 ),
                 out.table(
                     ["rank", "item", "score", *extra],
                     [
-                        (r["rank"], r["item"], r["score"], *(r[k] for k in extra))
+                        (r["rank"], r["item"], r["score"], *(r["attributes"][k] for k in extra))
                         for r in recommendations
                     ],
                     title="svd recommends",
@@ -156,7 +155,7 @@ def _story(args: argparse.Namespace, out: Output, workdir: Path) -> None:
         )
     )
     out.print(
-        f"Model file: {human_bytes(payload['model_file_bytes'])}; whole demo "
+        f"Model file: {human_bytes(payload['model']['bytes'])}; whole demo "
         f"{payload['seconds']:.1f} s. Next: 'growthrec generate', 'growthrec train', "
         "'growthrec recommend' (see README)."
     )

@@ -22,6 +22,7 @@ from growthrec.cli.options import (
     seconds_from,
 )
 from growthrec.cli.output import Output, data_text
+from growthrec.cli.payloads import data_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split
 from growthrec.errors import ParameterError
@@ -188,9 +189,9 @@ def _run(
                 )
             )
     payload = {
-        "data": loaded.report.as_dict(),
-        "diversity_basis": "category" if "categories" in basis else "item vectors (svd of train)",
+        "data": data_payload(loaded.report),
         **evaluation_payload(split, evaluations, ks),
+        "diversity_basis": "category" if "categories" in basis else "item vectors (svd of train)",
     }
     out.emit_json(payload)
     out.print(load_report_table(out, loaded.report))
@@ -253,12 +254,9 @@ def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequenc
 def evaluation_payload(
     split: Split, evaluations: Sequence[Evaluation], ks: Sequence[int]
 ) -> dict[str, Any]:
-    """The JSON form of a run: protocol, K, split counts and every backend's result."""
+    """The JSON form of a run: the split, the cut-offs and every backend's result."""
     return {
-        "protocol": split.protocol,
+        "split": split_payload(split),
         "ks": sorted(set(ks)),
-        "test_users": split.n_test_users,
-        "train_only_users": split.n_train_only,
-        "split_counts": dict(split.counts),
         "results": [e.as_dict() for e in evaluations],
     }

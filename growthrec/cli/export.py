@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from growthrec.atomic import atomic_write
 from growthrec.cli.options import add_json_option, add_threads_option, positive_int
 from growthrec.cli.output import Output
+from growthrec.cli.payloads import file_payload, model_payload
 from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
 from growthrec.core.ranking import thread_count
@@ -217,12 +218,10 @@ def run(args: argparse.Namespace, out: Output) -> None:
         )
     seconds = time.perf_counter() - start
     summary = {
-        "output": str(args.output),
-        "format": kind,
-        "model": str(args.model),
+        "model": model_payload(model, args.model),
+        "output": file_payload(args.output, format=kind, rows=n_rows),
         "n": args.n,
-        "users": int(users.size),
-        "rows": n_rows,
+        "n_users": int(users.size),
         "seconds": round(seconds, 3),
     }
     out.emit_json(summary)

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 from growthrec.atomic import refuse_unnamed_files
+from growthrec.cli.export import output_format
 from growthrec.cli.options import add_json_option, positive_int
 from growthrec.cli.output import Output
+from growthrec.cli.payloads import file_payload
 from growthrec.errors import ParameterError
 from growthrec.synthetic import SyntheticShop, generate_shop
 from growthrec.tables import write_table
@@ -107,20 +109,26 @@ def run(args: argparse.Namespace, out: Output) -> None:
         write_shop(shop, transactions, catalog)
     seconds = time.perf_counter() - start
     summary = {
-        "transactions_file": str(transactions),
-        "catalog_file": str(catalog),
-        "rows": int(shop.user_id.size),
-        "users": args.users,
-        "items": args.items,
+        "transactions": file_payload(
+            transactions, format=output_format(transactions), rows=shop.user_id.size
+        ),
+        "catalog": file_payload(
+            catalog, format=output_format(catalog), rows=shop.catalog_item_id.size
+        ),
+        "n_users": args.users,
+        "n_items": args.items,
+        "density": args.density,
         "seed": args.seed,
         "seconds": round(seconds, 3),
     }
     out.emit_json(summary)
-    out.print(
-        out.table(
-            ["", "value"],
-            [(k.replace("_", " "), v) for k, v in summary.items()],
-            title="Synthetic shop written",
-            numeric=["value"],
-        )
-    )
+    rows = [
+        ("transactions file", str(transactions)),
+        ("catalog file", str(catalog)),
+        ("rows", int(shop.user_id.size)),
+        ("users", args.users),
+        ("items", args.items),
+        ("seed", args.seed),
+        ("seconds", summary["seconds"]),
+    ]
+    out.print(out.table(["", "value"], rows, title="Synthetic shop written", numeric=["value"]))

@@ -11,6 +11,12 @@ from rich.table import Table
 
 from growthrec.cli.options import add_json_option, positive_int
 from growthrec.cli.output import Output
+from growthrec.cli.payloads import (
+    FALLBACK_POPULAR,
+    fallback_rows,
+    model_payload,
+    recommendation_rows,
+)
 from growthrec.core.model import Model
 from growthrec.errors import UnknownIdError
 from growthrec.modelfile import load_model
@@ -68,17 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def ranked_items(model: Model, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-    """One recommendation list as rows of rank, item id, score and the catalogue's columns."""
-    keep = items >= 0
-    ids = model.train.items.external(items[keep])
-    rows = []
-    for rank, (index, item_id, score) in enumerate(
-        zip(items[keep], ids, scores[keep], strict=True), start=1
-    ):
-        row = {"rank": rank, "item": item_id.item(), "score": round(float(score), 6)}
-        row.update({k: str(v[index]) for k, v in model.item_attributes.items()})
-        rows.append(row)
-    return rows
+    """One recommendation list as rows of rank, item id (text), score and catalogue columns."""
+    return recommendation_rows(model, items, scores)
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
@@ -116,8 +113,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
                 results.append(
                     {
                         "user": user,
-                        "source": "popular",
-                        "items": ranked_items(model, pop_items[0], pop_scores[0]),
+                        "source": FALLBACK_POPULAR,
+                        "items": fallback_rows(model, pop_items[0], pop_scores[0]),
                     }
                 )
     if args.items is not None:
@@ -131,13 +128,13 @@ def run(args: argparse.Namespace, out: Output) -> None:
                 "items": ranked_items(model, items[0], scores[0]),
             }
         )
-    out.emit_json({"model": str(args.model), "backend": model.backend, "results": results})
+    out.emit_json({"model": model_payload(model, args.model), "results": results})
     for result in results:
         out.print(_result_table(out, result))
 
 
 def _title(result: dict[str, Any]) -> str:
-    if result["source"] == "popular":
+    if result["source"] == FALLBACK_POPULAR:
         return f"User {result['user']}: not in the training data, so the best sellers"
     if result["source"] == "fold-in":
         return f"New customer with basket {', '.join(result['basket'])}"
@@ -146,8 +143,8 @@ def _title(result: dict[str, Any]) -> str:
 
 def _result_table(out: Output, result: dict[str, Any]) -> Table:
     rows = result["items"]
-    extra = [k for k in (rows[0] if rows else {}) if k not in ("rank", "item", "score")]
-    popular = result["source"] == "popular"
+    extra = list(rows[0]["attributes"]) if rows else []
+    popular = result["source"] == FALLBACK_POPULAR
     score_name = "buyers" if popular else "score"
     return out.table(
         ["rank", "item", score_name, *extra],
@@ -155,8 +152,8 @@ def _result_table(out: Output, result: dict[str, Any]) -> Table:
             (
                 r["rank"],
                 r["item"],
-                int(r["score"]) if popular else r["score"],
-                *(r[k] for k in extra),
+                r["buyers"] if popular else r["score"],
+                *(r["attributes"][k] for k in extra),
             )
             for r in rows
         ],

@@ -15,6 +15,7 @@ from growthrec.cli.options import (
     data_options,
 )
 from growthrec.cli.output import Output, human_bytes
+from growthrec.cli.payloads import data_payload
 from growthrec.cli.train import model_path_for, model_rows, model_summary
 from growthrec.core.interactions import IdMap
 from growthrec.errors import DataError, ParameterError
@@ -184,13 +185,16 @@ def run(args: argparse.Namespace, out: Output) -> None:
     report = result.report
     seconds = {name: round(value, 3) for name, value in result.seconds.items()}
     summary = {
+        "data": data_payload(report, model.train),
         **model_summary(model, path, catalog),
-        "master": result.master,
-        "spark_version": result.spark_version,
-        "data": report.as_dict(),
-        "cleaning": dict(report.dropped),
+        "spark": {
+            "master": result.master,
+            "version": result.spark_version,
+            "session_seconds": seconds["session"],
+            "load_seconds": seconds["load"],
+        },
         "fit_seconds": seconds["als"],
-        "seconds": seconds,
+        "seconds": seconds["total"],
     }
     out.emit_json(summary)
     rows = [
@@ -201,7 +205,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             f"{seconds['total']:.1f} s (Spark start {seconds['session']:.1f} s, read and clean "
             f"{seconds['load']:.1f} s, ALS {seconds['als']:.1f} s)",
         ),
-        ("model file", f"{path} ({human_bytes(summary['file_bytes'])})"),
+        ("model file", f"{path} ({human_bytes(summary['model']['bytes'])})"),
     ]
     out.print(_data_table(out, report))
     out.print(out.table(["", "value"], rows, title="Model trained on Spark"))

@@ -16,6 +16,7 @@ from growthrec.cli.options import (
     load_report_table,
 )
 from growthrec.cli.output import Output, human_bytes
+from growthrec.cli.payloads import data_payload, file_payload, model_payload
 from growthrec.cli.tune import read_tuned, tuned_weighting
 from growthrec.core.interactions import interactions_from_events
 from growthrec.core.model import Model
@@ -57,20 +58,10 @@ def model_path_for(output: Path, backend: str) -> Path:
 
 
 def model_summary(model: Model, path: Path, catalog: Path | None) -> dict[str, Any]:
-    """What every training command reports of the model it wrote (JSON)."""
-    data = model.train
+    """What every training command reports of the model it wrote (JSON: model and catalog)."""
     return {
-        "model_file": str(path),
-        "backend": model.backend,
-        "params": dict(model.params),
-        "weighting": model.weighting,
-        "seed": model.seed,
-        "users": data.n_users,
-        "items": data.n_items,
-        "interactions": data.nnz,
-        "density": data.density,
-        "catalog_file": str(catalog) if catalog else None,
-        "file_bytes": path.stat().st_size,
+        "model": model_payload(model, path),
+        "catalog": file_payload(catalog, columns=list(model.item_attributes)) if catalog else None,
     }
 
 
@@ -123,16 +114,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
         steps.step("writing the model file")
         path = save_model(model, model_path_for(args.output, args.backend))
     summary = {
+        "data": data_payload(loaded.report, model.train),
         **model_summary(model, path, catalog),
-        "data_fingerprint": loaded.report.fingerprint,
-        "cleaning": dict(loaded.report.dropped),
         "fit_seconds": round(fit_seconds, 4),
     }
     out.emit_json(summary)
     rows = [
         *model_rows(model, catalog),
         ("fit time", f"{fit_seconds:.3f} s"),
-        ("model file", f"{path} ({human_bytes(summary['file_bytes'])})"),
+        ("model file", f"{path} ({human_bytes(summary['model']['bytes'])})"),
     ]
     out.print(load_report_table(out, loaded.report))
     out.print(out.table(["", "value"], rows, title="Model trained"))

@@ -19,6 +19,7 @@ from growthrec.cli.options import (
     positive_int,
 )
 from growthrec.cli.output import Output, data_text
+from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.errors import DataError
 from growthrec.protocols import make_validation_split
@@ -140,9 +141,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
         handle.write((json.dumps(record, indent=2) + "\n").encode())
     out.emit_json(
         {
-            **record,
-            "params_file": str(path),
-            "trials": [{"params": dict(t.params), **t.evaluation.as_dict()} for t in trials],
+            "data": data_payload(loaded.report),
+            "backend": args.backend,
+            "weighting": args.weighting,
+            "seed": args.seed,
+            "metric": target,
+            "split": {**split_payload(split), "protocol": record["protocol"]},
+            "best": {"params": record["params"], "value": record["value"]},
+            "output": file_payload(path, format="json"),
+            "trials": [t.evaluation.as_dict() for t in trials],
         }
     )
     out.print(load_report_table(out, loaded.report))
