@@ -65,7 +65,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     keep_mode = _existing_mode(target)
     fd, tmp = _create_exclusive(target)
     try:
-        if keep_mode is not None:
+        if keep_mode is not None and hasattr(os, "fchmod"):  # no fchmod on older Windows
             os.fchmod(fd, keep_mode)
         with os.fdopen(fd, "wb") as handle:
             yield handle
