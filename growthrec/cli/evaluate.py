@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.table import Table
 
+from growthrec.cli.notes import warn
 from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
@@ -25,10 +27,11 @@ from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split
-from growthrec.errors import ParameterError
+from growthrec.errors import DataError, ParameterError
 from growthrec.evaluation import (
     Evaluation,
     categories_from,
+    clamp_ks,
     evaluate_backend,
     item_vectors_for_diversity,
 )
@@ -37,6 +40,7 @@ from growthrec.protocols import PROTOCOLS, Protocol, make_split
 __all__ = [
     "add_parser",
     "add_protocol_options",
+    "clamp_warnings",
     "diversity_basis",
     "evaluation_payload",
     "evaluation_table",
@@ -163,14 +167,19 @@ def _run(
     out: Output,
     backends: Sequence[tuple[str, Mapping[str, Any]]],
     weighting: str,
+    tuned_on: Mapping[Path, str] | None = None,
 ) -> None:
-    ks = sorted(set(args.k))
     protocol = protocol_from(args)
     with out.steps(2 + len(backends)) as steps:
         steps.step(f"reading {args.data}")
         loaded = load_data(args)
         steps.step(f"splitting: {protocol.name}")
         split = make_split(loaded.events, protocol, args.seed)
+        ks, clamped = clamp_ks(args.k, split.train.n_items)
+        warnings = clamp_warnings(clamped, split.train.n_items)
+        warnings += _fingerprint_warnings(tuned_on or {}, args.data, loaded.report.fingerprint)
+        for warning in warnings:
+            warn(warning)
         basis = diversity_basis(split, loaded.attributes, args.seed)
         evaluations = []
         for name, params in backends:
@@ -192,11 +201,34 @@ def _run(
         "data": data_payload(loaded.report),
         **evaluation_payload(split, evaluations, ks),
         "diversity_basis": "category" if "categories" in basis else "item vectors (svd of train)",
+        "ks_clamped": {str(k): split.train.n_items for k in clamped},
+        "warnings": warnings,
     }
     out.emit_json(payload)
     out.print(load_report_table(out, loaded.report))
     out.print(_split_line(split, args.seed, evaluations[0].ranking))
     out.print(evaluation_table(out, evaluations, ks))
+
+
+def clamp_warnings(clamped: Sequence[int], n_items: int) -> list[str]:
+    if not clamped:
+        return []
+    asked = ", ".join(str(k) for k in clamped)
+    return [
+        f"--k {asked}: more than the {n_items:,} items in the catalogue, so computed at "
+        f"K={n_items} (a list cannot be longer)"
+    ]
+
+
+def _fingerprint_warnings(
+    tuned_on: Mapping[Path, str], data: object, fingerprint: str
+) -> list[str]:
+    return [
+        f"{path} was tuned on other data (fingerprint {tuned}); {data} has fingerprint "
+        f"{fingerprint}"
+        for path, tuned in tuned_on.items()
+        if tuned != fingerprint
+    ]
 
 
 def _split_line(split: Split, seed: int, ranking: str) -> str:
@@ -219,16 +251,29 @@ def run_evaluate(args: argparse.Namespace, out: Output) -> None:
 
 
 def run_compare(args: argparse.Namespace, out: Output) -> None:
-    from growthrec.cli.tune import read_tuned, tuned_path
+    from growthrec.cli.tune import read_tuned, tuned_fingerprint, tuned_path
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     if not names:
         raise ParameterError("--models: give backend names, e.g. --models svd,popularity")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ParameterError(
+            f"--models {args.models}: {', '.join(twice)} named more than once; give each "
+            "backend once (one set of parameters each)"
+        )
     params: dict[str, dict[str, Any]] = {n: {} for n in names}
+    tuned_on: dict[Path, str] = {}
     if args.tuned:  # a backend without a tuned file keeps its defaults
+        if not Path(args.tuned).exists():
+            raise DataError(f"--tuned {args.tuned}: no such folder or file (run 'growthrec tune')")
         for name in names:
-            if tuned_path(args.tuned, name).is_file():
+            path = tuned_path(args.tuned, name)
+            if path.is_file():
                 params[name].update(read_tuned(args.tuned, name)[1])
+                fingerprint = tuned_fingerprint(path)
+                if fingerprint is not None:
+                    tuned_on[path] = fingerprint
     for item in args.param:
         scoped, sep, value = item.partition("=")
         backend, dot, key = scoped.partition(".")
@@ -237,7 +282,7 @@ def run_compare(args: argparse.Namespace, out: Output) -> None:
                 f"--param {item!r}: expected BACKEND.NAME=VALUE with BACKEND one of --models"
             )
         params[backend][key.strip()] = value.strip()
-    _run(args, out, [(n, params[n]) for n in names], args.weighting)
+    _run(args, out, [(n, params[n]) for n in names], args.weighting, tuned_on)
 
 
 def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int]) -> Table:

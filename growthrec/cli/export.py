@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import gzip
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,15 +16,16 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from growthrec.atomic import atomic_write
+from growthrec.cli.notes import named
 from growthrec.cli.options import add_json_option, add_threads_option, positive_int
 from growthrec.cli.output import Output
-from growthrec.cli.payloads import file_payload, model_payload
+from growthrec.cli.payloads import FALLBACK_POPULAR, file_payload, model_payload
 from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
 from growthrec.core.ranking import thread_count
-from growthrec.errors import DataError, ParameterError
+from growthrec.errors import DataError, ParameterError, UnknownIdError
 from growthrec.modelfile import load_model
-from growthrec.recommender import EXPORT_BATCH_USERS, recommend_in_batches, user_indices
+from growthrec.recommender import EXPORT_BATCH_USERS, popular_items, recommend_in_batches
 
 __all__ = ["add_parser", "output_format", "read_user_ids", "write_recommendations"]
 
@@ -65,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="only the customers listed in this text file, one id per line",
     )
     p.add_argument(
+        "--fallback",
+        choices=("none", "popular"),
+        default="none",
+        help="for a customer the model does not know: 'popular' writes the best sellers, "
+        "marked in a 'source' column (default: such a customer is an error)",
+    )
+    p.add_argument(
         "--include-purchased",
         action="store_true",
         help="allow items the customer already bought (excluded by default)",
@@ -103,15 +111,14 @@ def _id_type(ids: IdMap) -> pa.DataType:
     return pa.int64() if ids.kind == "int" else pa.string()
 
 
-def _schema(model: Model) -> pa.Schema:
-    return pa.schema(
-        [
-            ("user_id", _id_type(model.train.users)),
-            ("rank", pa.int32()),
-            ("item_id", _id_type(model.train.items)),
-            ("score", pa.float32()),
-        ]
-    )
+def _schema(model: Model, with_source: bool = False) -> pa.Schema:
+    fields = [
+        ("user_id", _id_type(model.train.users)),
+        ("rank", pa.int32()),
+        ("item_id", _id_type(model.train.items)),
+        ("score", pa.float32()),
+    ]
+    return pa.schema([*fields, ("source", pa.string())] if with_source else fields)
 
 
 def _rows(
@@ -127,6 +134,8 @@ def _rows(
         model.train.items.external(items[keep]),
         scores[keep].astype(np.float32, copy=False),
     ]
+    if "source" in schema.names:
+        columns.append(np.full(int(keep.sum()), "model", dtype=object))
     return pa.Table.from_arrays(
         [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )
@@ -155,13 +164,53 @@ def _table_writer(handle: BinaryIO, kind: str, schema: pa.Schema) -> Iterator[An
             stream.close()
 
 
-def _selected_users(model: Model, args: argparse.Namespace) -> np.ndarray:
+def _fallback_rows(model: Model, schema: pa.Schema, user_ids: Sequence[str], n: int) -> pa.Table:
+    """The best sellers for customers the model does not know; score: share of buyers."""
+    items, buyers = popular_items(model, n)
+    keep = items[0] >= 0
+    share = buyers[0][keep].astype(np.float64) / max(model.train.n_users, 1)
+    per_user = int(keep.sum())
+    ids: list[Any] = list(user_ids)
+    if schema.field("user_id").type == pa.int64():
+        ids = [_whole_number(u) for u in ids]
+    columns = [
+        np.repeat(np.asarray(ids, dtype=object), per_user),
+        np.tile(np.arange(1, per_user + 1, dtype=np.int32), len(ids)),
+        np.tile(model.train.items.external(items[0][keep]), len(ids)),
+        np.tile(share.astype(np.float32), len(ids)),
+        np.full(per_user * len(ids), FALLBACK_POPULAR, dtype=object),
+    ]
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+def _whole_number(user_id: str) -> int:
+    try:
+        return int(user_id)
+    except ValueError:
+        raise DataError(
+            f"user {user_id}: the model's customer ids are whole numbers, so it cannot be "
+            "written in the user_id column"
+        ) from None
+
+
+def _selected_users(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
+    """Row indices of the customers asked for, and the ids the model does not know."""
     wanted = list(args.user_ids)
     if args.users_file is not None:
         wanted += read_user_ids(args.users_file)
     if not wanted:
-        return np.arange(model.train.n_users)
-    return user_indices(model, wanted)
+        return np.arange(model.train.n_users), []
+    index = model.train.users.index(wanted)
+    unknown = [u for u, i in zip(wanted, index, strict=True) if i < 0]
+    if unknown and args.fallback == "none":
+        who = "user {} is" if len(unknown) == 1 else "users {} are"
+        raise UnknownIdError(
+            f"{who.format(named(unknown))} not in the model's training data ({len(unknown)} of "
+            f"{len(wanted)} asked for); use --fallback popular to export the best sellers for them"
+        )
+    return index[index >= 0], unknown
 
 
 def write_recommendations(
@@ -173,14 +222,17 @@ def write_recommendations(
     exclude_seen: bool = True,
     n_threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    fallback_users: Sequence[str] | None = None,
 ) -> int:
     """Write the top ``n`` of ``users`` (row indices) to ``path`` batch by batch, atomically.
 
     The format follows the suffix (``output_format``); ``on_batch(customers done)`` is called
-    after each batch. Returns the number of rows written.
+    after each batch. With ``fallback_users`` (external ids the model does not know) a
+    ``source`` column says ``model`` or ``fallback:popular``, and those customers get the best
+    sellers, after the others. Returns the number of rows written.
     """
     kind = output_format(path)
-    schema = _schema(model)
+    schema = _schema(model, with_source=fallback_users is not None)
     n_rows = 0
     with atomic_write(path) as handle, _table_writer(handle, kind, schema) as writer:
         batches = recommend_in_batches(
@@ -194,13 +246,19 @@ def write_recommendations(
             done += batch_users.size
             if on_batch is not None:
                 on_batch(done)
+        unknown = list(fallback_users or [])
+        for start in range(0, len(unknown), EXPORT_BATCH_USERS):
+            chunk = unknown[start : start + EXPORT_BATCH_USERS]
+            table = _fallback_rows(model, schema, chunk, n)
+            writer.write_table(table)
+            n_rows += table.num_rows
     return n_rows
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
     kind = output_format(args.output)
     model = load_model(args.model)
-    users = _selected_users(model, args)
+    users, unknown = _selected_users(model, args)
     n_batches = max(1, -(-users.size // EXPORT_BATCH_USERS))
     start = time.perf_counter()
     with out.steps(n_batches) as steps:
@@ -215,19 +273,22 @@ def run(args: argparse.Namespace, out: Output) -> None:
             on_batch=lambda done: steps.step(
                 f"ranking and writing: {done:,} of {users.size:,} customers"
             ),
+            fallback_users=unknown if args.fallback == "popular" else None,
         )
     seconds = time.perf_counter() - start
     summary = {
         "model": model_payload(model, args.model),
         "output": file_payload(args.output, format=kind, rows=n_rows),
         "n": args.n,
-        "n_users": int(users.size),
+        "n_users": int(users.size) + len(unknown),
+        "n_fallback_users": len(unknown),
         "seconds": round(seconds, 3),
     }
     out.emit_json(summary)
     rows = [
         ("file", f"{args.output} ({kind})"),
-        ("customers", f"{users.size:,}"),
+        ("customers", f"{users.size + len(unknown):,}"),
+        *([("of them best sellers (not in the model)", f"{len(unknown):,}")] if unknown else []),
         ("rows (customer, rank, item, score)", f"{n_rows:,}"),
         ("items per customer", str(args.n)),
         ("time", f"{seconds:.2f} s"),

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from growthrec.cli.notes import named, warn
 from growthrec.cli.options import add_json_option, positive_int
 from growthrec.cli.output import Output
 from growthrec.cli.payloads import (
@@ -18,15 +19,51 @@ from growthrec.cli.payloads import (
     recommendation_rows,
 )
 from growthrec.core.model import Model
-from growthrec.errors import UnknownIdError
+from growthrec.errors import DataError, UnknownIdError
 from growthrec.modelfile import load_model
-from growthrec.recommender import popular_items, recommend, recommend_baskets
+from growthrec.recommender import known_items, popular_items, recommend, recommend_baskets
 
-__all__ = ["add_parser", "ranked_items"]
+__all__ = ["add_parser", "ranked_items", "read_item_ids"]
 
 
 def _id_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _basket_ids(text: str) -> list[str]:
+    ids = _id_list(text)
+    if not ids:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no item; give comma-separated item ids, e.g. --items A,B,C"
+        )
+    return ids
+
+
+def read_item_ids(path: Path) -> list[str]:
+    """Item ids from a text file, one per line, exactly as written (only the line end is cut)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such items file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an items file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file of item ids") from None
+    ids = [line.removesuffix("\r") for line in text.split("\n")]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise DataError(f"{path}: the items file lists no item ids")
+    return ids
+
+
+def _basket(args: argparse.Namespace) -> list[str] | None:
+    """The new customer's basket from --items, --item and --items-file (None if none given)."""
+    if args.items is None and not args.item_ids and args.items_file is None:
+        return None
+    basket = [*(args.items or []), *args.item_ids]
+    if args.items_file is not None:
+        basket += read_item_ids(args.items_file)
+    return basket
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,17 +86,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--items",
-        type=_id_list,
+        type=_basket_ids,
         default=None,
         metavar="A,B,C",
         help="a new customer's basket: comma-separated item ids (scored without retraining)",
+    )
+    p.add_argument(
+        "--item",
+        dest="item_ids",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="one basket item, exactly as written (for ids containing commas); repeatable",
+    )
+    p.add_argument(
+        "--items-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="basket items from a text file, one id per line, exactly as written",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a basket with an item the model does not know (default: ignore it, warn)",
     )
     p.add_argument("--n", type=positive_int, default=10, help="items per customer (default: 10)")
     p.add_argument(
         "--fallback",
         choices=("none", "popular"),
         default="none",
-        help="for a customer the model does not know: 'popular' gives the best sellers",
+        help="for a customer the model does not know, or a basket of only unknown items: "
+        "'popular' gives the best sellers",
     )
     p.add_argument(
         "--exclude", type=_id_list, default=None, metavar="A,B", help="items never to recommend"
@@ -79,7 +137,8 @@ def ranked_items(model: Model, items: np.ndarray, scores: np.ndarray) -> list[di
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
-    if not args.user_ids and args.items is None:
+    basket = _basket(args)
+    if not args.user_ids and basket is None:
         raise UnknownIdError("nothing to recommend for: give --user-id USER or --items A,B,C")
     model = load_model(args.model)
     exclude_seen = not args.include_purchased
@@ -117,23 +176,43 @@ def run(args: argparse.Namespace, out: Output) -> None:
                         "items": fallback_rows(model, pop_items[0], pop_scores[0]),
                     }
                 )
-    if args.items is not None:
-        items, scores = recommend_baskets(
-            model, [args.items], args.n, exclude_seen=exclude_seen, exclude_items=args.exclude
-        )
-        results.append(
-            {
-                "basket": args.items,
-                "source": "fold-in",
-                "items": ranked_items(model, items[0], scores[0]),
-            }
-        )
+    if basket is not None:
+        results.append(_basket_result(model, basket, args, exclude_seen))
     out.emit_json({"model": model_payload(model, args.model), "results": results})
     for result in results:
         out.print(_result_table(out, result))
 
 
+def _basket_result(
+    model: Model, basket: list[str], args: argparse.Namespace, exclude_seen: bool
+) -> dict[str, Any]:
+    """The basket's list: its known items folded in, unknown ones ignored (or refused)."""
+    known, unknown = known_items(model, basket)
+    if unknown and args.strict:
+        raise UnknownIdError(
+            f"basket: {named(unknown)} not in the model's catalogue (--strict refuses them)"
+        )
+    if not known and args.fallback == "none":
+        raise UnknownIdError(
+            f"basket: none of its items is in the model's catalogue ({named(unknown)}); "
+            "use --fallback popular for best sellers"
+        )
+    if unknown:
+        warn(f"basket items not in the model's catalogue, ignored: {named(unknown)}")
+    result: dict[str, Any] = {"basket": basket, "ignored_items": unknown}
+    if not known:
+        items, scores = popular_items(model, args.n, exclude_items=args.exclude)
+        rows = fallback_rows(model, items[0], scores[0])
+        return {**result, "source": FALLBACK_POPULAR, "items": rows}
+    items, scores = recommend_baskets(
+        model, [known], args.n, exclude_seen=exclude_seen, exclude_items=args.exclude
+    )
+    return {**result, "source": "fold-in", "items": ranked_items(model, items[0], scores[0])}
+
+
 def _title(result: dict[str, Any]) -> str:
+    if result["source"] == FALLBACK_POPULAR and "basket" in result:
+        return "New customer: no basket item is in the training data, so the best sellers"
     if result["source"] == FALLBACK_POPULAR:
         return f"User {result['user']}: not in the training data, so the best sellers"
     if result["source"] == "fold-in":

@@ -9,7 +9,8 @@ from typing import Any
 
 from growthrec.atomic import atomic_write
 from growthrec.backends.registry import get_backend
-from growthrec.cli.evaluate import add_protocol_options, protocol_from
+from growthrec.cli.evaluate import add_protocol_options, clamp_warnings, protocol_from
+from growthrec.cli.notes import warn
 from growthrec.cli.options import (
     add_data_options,
     add_json_option,
@@ -22,10 +23,11 @@ from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.errors import DataError
+from growthrec.evaluation import clamp_ks
 from growthrec.protocols import make_validation_split
 from growthrec.tuning import candidates, parse_space, run_trials
 
-__all__ = ["add_parser", "read_tuned", "tuned_path", "tuned_weighting"]
+__all__ = ["add_parser", "read_tuned", "tuned_fingerprint", "tuned_path", "tuned_weighting"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,6 +96,15 @@ def read_tuned(path: Path | str, backend: str | None = None) -> tuple[str, dict[
     return named, dict(params)
 
 
+def tuned_fingerprint(path: Path | str) -> str | None:
+    """The data fingerprint a 'tune' run recorded (None for an older or hand-written file)."""
+    try:
+        value = json.loads(Path(path).read_text()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def tuned_weighting(path: Path | str) -> str | None:
     """The weighting a 'tune' run used (None for an older or hand-written file)."""
     try:
@@ -112,6 +123,10 @@ def run(args: argparse.Namespace, out: Output) -> None:
         loaded = load_data(args)
         steps.step("carving a validation split from train")
         split = make_validation_split(loaded.events, protocol, args.seed)
+        n_items = split.train.n_items
+        for warning in clamp_warnings(clamp_ks([*args.k, args.at], n_items)[1], n_items):
+            warn(warning)
+        args.at, args.k = min(args.at, n_items), [min(k, n_items) for k in args.k]
         trials = run_trials(
             split,
             args.backend,
