@@ -133,6 +133,8 @@ def fallback_rows(model: Model, items: np.ndarray, buyers: np.ndarray) -> list[d
     """
     customers = max(model.train.n_users, 1)
     rows = recommendation_rows(model, items, np.asarray(buyers, dtype=np.float64) / customers)
-    for row, count in zip(rows, np.asarray(buyers)[np.asarray(items) >= 0], strict=True):
-        row["buyers"] = int(count)
-    return rows
+    counts = np.asarray(buyers)[np.asarray(items) >= 0]
+    return [
+        {**{k: row[k] for k in ("rank", "item", "score")}, "buyers": int(count), **row}
+        for row, count in zip(rows, counts, strict=True)
+    ]
