@@ -301,3 +301,34 @@ def test_export_without_fallback_keeps_four_columns(capsys, model_file, tmp_path
     rows = _read_csv(output)
     assert list(rows[0]) == ["user_id", "rank", "item_id", "score"]
     assert sorted(r["user_id"] for r in rows) == sorted(PURCHASES)
+
+
+@pytest.fixture(scope="module")
+def int_model_file(tmp_path_factory):
+    """Customers 1..4 with whole-number ids: the export's user_id column is an integer."""
+    users = [1, 1, 2, 2, 3, 4]
+    items = ["pen", "cup", "pen", "ink", "pen", "cup"]
+    model = fit_model(build_interactions(users, items), "popularity")
+    return save_model(model, tmp_path_factory.mktemp("models") / "int.npz")
+
+
+def test_export_fallback_with_whole_number_ids(capsys, int_model_file, tmp_path):
+    users = tmp_path / "users.txt"
+    users.write_text("2\n99\n")
+    output = tmp_path / "recs.csv"
+    argv = ["export", "--model", int_model_file, "--users-file", users, "--output", output]
+    run_json(capsys, *argv, "--n", 1, "--fallback", "popular")
+    rows = _read_csv(output)
+    assert [(r["user_id"], r["item_id"], r["source"]) for r in rows] == [
+        ("2", "cup", "model"),
+        ("99", "pen", "fallback:popular"),
+    ]
+    # "007" is not customer 7, and the integer column cannot keep its text: refused.
+    users.write_text("2\n007\n")
+    message = assert_error(capsys, 1, *argv, "--fallback", "popular")
+    assert message == (
+        "error: user 007: not in the model's training data, and its best sellers cannot be "
+        "written: the user_id column holds whole numbers and would not keep this id as given"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recs.csv", "users.txt"]
+    assert [r["user_id"] for r in _read_csv(output)] == ["2", "99"]  # the old file untouched

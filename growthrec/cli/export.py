@@ -186,13 +186,14 @@ def _fallback_rows(model: Model, schema: pa.Schema, user_ids: Sequence[str], n: 
 
 
 def _whole_number(user_id: str) -> int:
-    try:
-        return int(user_id)
-    except ValueError:
-        raise DataError(
-            f"user {user_id}: the model's customer ids are whole numbers, so it cannot be "
-            "written in the user_id column"
-        ) from None
+    """``user_id`` as the integer column holds it, refused unless that keeps its exact text."""
+    with contextlib.suppress(ValueError):
+        if str(int(user_id)) == user_id:
+            return int(user_id)
+    raise DataError(
+        f"user {user_id}: not in the model's training data, and its best sellers cannot be "
+        "written: the user_id column holds whole numbers and would not keep this id as given"
+    )
 
 
 def _selected_users(model: Model, args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
