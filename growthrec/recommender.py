@@ -103,7 +103,9 @@ def _check_arrays(
     try:
         check_learned_arrays(impl, arrays, resolved, data.n_users, data.n_items)
     except ValueError as exc:
-        raise PluginError(f"backend {impl.name!r}: fit returned arrays that {exc}") from None
+        raise PluginError(
+            f"backend {impl.name!r}: fit returned arrays unlike its array_specs: {exc}"
+        ) from None
     specs = array_specs(impl, resolved, data.n_users, data.n_items)
     learned = [k for k, s in specs.items() if s.learned] if specs is not None else list(arrays)
     learned = [k for k in learned if arrays[k].dtype.kind in "biuf"]

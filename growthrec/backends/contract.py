@@ -197,7 +197,8 @@ def array_problem(
         want is None or want == got for want, got in zip(spec.shape, shape, strict=True)
     )
     if not matches:
-        want = "(" + ", ".join("any" if d is None else str(d) for d in spec.shape) + ")"
+        dims = ["any" if d is None else str(d) for d in spec.shape]
+        want = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
         meaning = f" ({spec.meaning})" if spec.meaning else ""
         return f"array {name} has shape {tuple(shape)}, expected {want}{meaning}"
     if spec.max_size is not None and size > spec.max_size:
