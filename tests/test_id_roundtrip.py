@@ -125,6 +125,8 @@ def test_ids_round_trip_through_train_recommend_and_export(
     ("values", "kind", "ids"),
     [
         (["1", "22", "-3"], "int", [-3, 1, 22]),
+        (["0", "10", "999", "1000"], "int", [0, 10, 999, 1000]),  # digit counts at 10**k
+        (["0", "00"], "str", ["0", "00"]),
         (["17850.0", "9.0"], "int", [9, 17850]),  # a float column as pandas writes it
         (["1", "007"], "str", ["007", "1"]),
         (["1", "+2"], "str", ["+2", "1"]),
@@ -168,3 +170,16 @@ def test_catalogue_ids_are_matched_as_written(tmp_path):
     int_items = IdMap.from_ids(np.array([7, 42]))
     attributes = catalog_attributes(read_catalog(tmp_path / "items.csv"), int_items)
     assert attributes["title"].tolist() == ["seven", "plain"]  # "0042" is not item 42
+
+
+def test_a_padded_id_after_the_first_block_makes_the_column_text(tmp_path):
+    """Arrow infers integers from the first megabyte; one "0042" later keeps every id as text."""
+    path = tmp_path / "t.csv"
+    lines = [f"{n % 97},{n % 5000}" for n in range(200_000)]
+    path.write_text("user_id,item_id\n" + "\n".join(lines) + "\n7,0042\n")
+    events, report = load_events(path)
+    assert events.users.kind == "int"
+    assert events.items.kind == "str"
+    assert report.n_items == 5001
+    assert events.items.external(events.item_codes[-1:]).tolist() == ["0042"]
+    assert "42" in events.items.ids.tolist()
