@@ -309,11 +309,6 @@ def _id_codes(
     if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
         return _text_codes(values, integers=from_csv)
     if _is_text(kind):
-        if from_csv:
-            as_ints = _canonical_column(values)
-            if as_ints is not None:
-                uniques, codes = _factorize_ints(*as_ints)
-                return IdMap(uniques, np.arange(uniques.size)), codes
         return _text_codes(pc.dictionary_encode(values), integers=from_csv)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return _number_codes(path, column, values)
@@ -336,30 +331,6 @@ def _canonical_ints(texts: pa.Array, suffix: str = "") -> tuple[np.ndarray, np.n
     number_text = pc.replace_substring_regex(pc.if_else(ok, texts, "0"), escaped + "$", "")
     numbers = pc.cast(number_text, pa.int64()).to_numpy(zero_copy_only=False)
     return ok.to_numpy(zero_copy_only=False), numbers
-
-
-#: 10**k for k = 0..18: the number of decimal digits of n is searchsorted(_POWERS, |n|, "right").
-_POWERS = np.array([10**k for k in range(19)], dtype=np.uint64)
-
-
-def _canonical_column(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A whole CSV text column as int64 with a missing mask, if every non-empty value is a
-    canonical integer; else None. One cast, then a length check: a text that parses as ``n``
-    and is as long as ``str(n)`` is ``str(n)`` (arrow's parser takes only a sign and digits).
-    """
-    empty = pc.equal(values, "")
-    try:
-        numbers = pc.cast(pc.if_else(empty, pa.scalar("0"), values), pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    ints = numbers.to_numpy()
-    magnitude = np.abs(ints).view(np.uint64)  # |int64 min| wraps to itself: as uint64, 2**63
-    length = np.maximum(np.searchsorted(_POWERS, magnitude, side="right"), 1) + (ints < 0)
-    missing = empty.to_numpy(zero_copy_only=False)
-    written = pc.binary_length(values).to_numpy(zero_copy_only=False)
-    if not np.all((length == written) | missing):
-        return None
-    return ints, missing
 
 
 def _integer_dictionary(texts: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -762,8 +733,7 @@ def load_events(
     _check_cleaning(cleaning)
     _check_time_options(time_format, time_unit)
     delimiter = _check_delimiter(delimiter)
-    schema = _file_schema(source, delimiter)
-    names = schema.names
+    names = _file_schema(source, delimiter).names
     weight = columns.weight or (DEFAULT_WEIGHT_COLUMN if DEFAULT_WEIGHT_COLUMN in names else None)
     time = columns.time or (DEFAULT_TIME_COLUMN if DEFAULT_TIME_COLUMN in names else None)
     if cleaning.min_weight is not None and weight is None:
@@ -775,15 +745,13 @@ def load_events(
     wanted = list(dict.fromkeys([columns.user, columns.item, *(c for c in (weight, time) if c)]))
     wanted += [c for c in positive if c not in wanted]
     from_csv = _format(source) == "csv"
-    ids = [columns.user, columns.item]
-    # CSV ids that look numeric are read as plain text and parsed in one cast (as fast as
-    # arrow's own integer reading); other ids dictionary-encoded while read (least memory).
-    numeric = [c for c in ids if from_csv and c in names and not _is_text(schema.field(c).type)]
+    # CSV ids are read as text, dictionary-encoded while read (less memory at 20M rows than
+    # plain text, see benchmarks/bench_id_memory.py), and become integers only where exact.
     table = read_table(
         source,
         wanted,
-        dictionary=[c for c in ids if c not in numeric],
-        text=[*numeric, *([time] if time and time_format else [])],
+        dictionary=[columns.user, columns.item],
+        text=[time] if time and time_format else [],
         delimiter=delimiter,
     )
     n = table.num_rows
