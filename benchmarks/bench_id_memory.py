@@ -2,7 +2,7 @@
 canonical integers (stored as int64) against the same CSV with zero-padded ids (stored as text).
 
 MovieLens-20M's shape by default: 20,000,263 rows, 138,493 customers, 26,744 items, with a
-Unix-seconds timestamp column. Each file is loaded by ``growthrec.tables.load_events`` in a
+Unix-seconds timestamp column. Each file is loaded by ``growthrec.data.loading.load_events`` in a
 fresh process, which reports its peak RSS (``VmHWM``), its load time and its id maps' bytes.
 
     python -m benchmarks.bench_id_memory                 # MovieLens-20M shape (~2 minutes)
@@ -30,7 +30,7 @@ ML20M = (20_000_263, 138_493, 26_744)
 #: Run in a fresh process: load the file, print what it cost as JSON.
 _CHILD = """
 import json, sys, time
-from growthrec.tables import load_events
+from growthrec.data.loading import load_events
 start = time.perf_counter()
 events, report = load_events(sys.argv[1])
 seconds = time.perf_counter() - start

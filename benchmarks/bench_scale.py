@@ -48,10 +48,11 @@ from growthrec.core.interactions import (
 from growthrec.core.model import Model
 from growthrec.core.ranking import thread_count
 from growthrec.core.split import Split, split_leave_one_out
-from growthrec.evaluation import evaluate_model
-from growthrec.recommender import fit_model, recommend
-from growthrec.synthetic import generate_shop
-from growthrec.tables import load_events
+from growthrec.data.loading import load_events
+from growthrec.data.synthetic import generate_shop
+from growthrec.evaluation.runs import evaluate_model
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
 
 REPO = Path(__file__).resolve().parents[1]
 

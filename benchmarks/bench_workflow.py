@@ -11,10 +11,11 @@ import sys
 import numpy as np
 
 from benchmarks.conftest import SCALES
-from growthrec.evaluation import evaluate_backend, evaluate_model
-from growthrec.modelfile import save_model
-from growthrec.recommender import fit_model, recommend
-from growthrec.synthetic import generate_shop
+from growthrec.data.synthetic import generate_shop
+from growthrec.evaluation.runs import evaluate_backend, evaluate_model
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
+from growthrec.store.modelfile import save_model
 
 
 def test_generate(benchmark, scale) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from growthrec.core.interactions import Interactions, build_interactions
 from growthrec.core.split import Split, split_leave_one_out
-from growthrec.synthetic import generate_shop
+from growthrec.data.synthetic import generate_shop
 
 #: name -> (users, items, density): the prototype's default, and MovieLens-1M's shape (1M rows).
 SCALES = {

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from growthrec.core.interactions import Interactions, interactions_from_events
 from growthrec.core.split import split_leave_one_out, split_ratio
-from growthrec.evaluation import evaluate_backend
-from growthrec.presets import cleaning_for, get_preset
-from growthrec.tables import load_events
+from growthrec.data.loading import load_events
+from growthrec.data.presets import cleaning_for, get_preset
+from growthrec.evaluation.runs import evaluate_backend
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

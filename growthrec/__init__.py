@@ -1,11 +1,22 @@
-"""growthrec: product recommendations for shops from purchase history alone."""
+"""growthrec: product recommendations for shops from purchase history alone.
+
+The public Python API. Everything a notebook needs is importable from here; the rooms behind it
+(``core``, ``backends``, ``data``, ``store``, ``pipeline``, ``evaluation``, ``spark``, ``cli``)
+hold the implementation, lower rooms never importing higher ones.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from growthrec._version import __version__
 from growthrec.backends.contract import Backend, Param
 from growthrec.backends.hookspecs import hookimpl
+from growthrec.backends.registry import available_backends, get_backend
+from growthrec.core.interactions import IdMap, Interactions, build_interactions
+from growthrec.core.model import Model
+from growthrec.core.split import Split, split_leave_one_out, split_ratio
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.loading import Columns, load_events, read_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import (
     DataError,
     GrowthrecError,
@@ -15,17 +26,55 @@ from growthrec.errors import (
     UnknownBackendError,
     UnknownIdError,
 )
+from growthrec.evaluation.protocols import Protocol, make_split
+from growthrec.evaluation.runs import Evaluation, evaluate_backend, evaluate_model
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import (
+    popular_items,
+    recommend,
+    recommend_baskets,
+    similar_items,
+    user_indices,
+)
+from growthrec.store.modelfile import load_model, save_model
 
 __all__ = [
     "Backend",
+    "Cleaning",
+    "Columns",
     "DataError",
+    "Evaluation",
     "GrowthrecError",
+    "IdMap",
+    "Interactions",
+    "Model",
     "ModelFileError",
     "Param",
     "ParameterError",
     "PluginError",
+    "Protocol",
+    "Split",
     "UnknownBackendError",
     "UnknownIdError",
     "__version__",
+    "available_backends",
+    "build_interactions",
+    "evaluate_backend",
+    "evaluate_model",
+    "fit_model",
+    "generate_shop",
+    "get_backend",
     "hookimpl",
+    "load_events",
+    "load_model",
+    "make_split",
+    "popular_items",
+    "read_interactions",
+    "recommend",
+    "recommend_baskets",
+    "save_model",
+    "similar_items",
+    "split_leave_one_out",
+    "split_ratio",
+    "user_indices",
 ]

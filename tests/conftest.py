@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from growthrec.core.interactions import Interactions, build_interactions
-from growthrec.synthetic import generate_shop
+from growthrec.data.synthetic import generate_shop
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

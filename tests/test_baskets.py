@@ -10,8 +10,9 @@ import pytest
 from cli_helpers import assert_error, run, run_json
 
 from growthrec.core.interactions import build_interactions
-from growthrec.modelfile import load_model, save_model
-from growthrec.recommender import fit_model, known_items, recommend_baskets
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import known_items, recommend_baskets
+from growthrec.store.modelfile import load_model, save_model
 
 pytestmark = pytest.mark.usefixtures("plain_console")
 

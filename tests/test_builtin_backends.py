@@ -10,7 +10,8 @@ from scipy.sparse.linalg import svds
 from growthrec.core.interactions import build_interactions
 from growthrec.core.weighting import binary
 from growthrec.errors import ParameterError
-from growthrec.recommender import fit_model, recommend, recommend_baskets
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_baskets
 
 
 def test_svd_scores_are_the_projection_onto_the_exact_top_factors(small_shop) -> None:

@@ -18,7 +18,7 @@ import growthrec.cli.output
 from growthrec.cli.main import main
 from growthrec.cli.output import human_bytes
 from growthrec.core.metrics import METRIC_NAMES
-from growthrec.modelfile import load_model
+from growthrec.store.modelfile import load_model
 
 # A small shop: 200 customers, 40 products, 800 transaction rows.
 USERS, ITEMS, DENSITY = 200, 40, 0.1

@@ -11,13 +11,9 @@ import pytest
 
 from growthrec.backends.registry import available_backends, get_backend, plugin_manager
 from growthrec.core.interactions import Interactions
-from growthrec.modelfile import load_model, save_model
-from growthrec.recommender import (
-    fit_model,
-    recommend,
-    recommend_baskets,
-    similar_items,
-)
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
+from growthrec.store.modelfile import load_model, save_model
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "growthrec-cooccurrence"
 #: Small parameters so the contract runs fast on the 40-item shop.

@@ -11,8 +11,10 @@ import pytest
 from cli_helpers import assert_error, run_json
 
 from growthrec.cli.main import build_parser
+from growthrec.data.catalog import read_catalog
+from growthrec.data.files import detect_delimiter
+from growthrec.data.loading import load_events
 from growthrec.errors import DataError, ParameterError
-from growthrec.tables import detect_delimiter, load_events, read_catalog
 
 # 2025-03-01 14:30:00 UTC
 T0 = 1_740_839_400

@@ -17,10 +17,10 @@ from cli_helpers import assert_error, run
 from growthrec.backends.contract import ArraySpec
 from growthrec.backends.registry import plugin_manager
 from growthrec.core.interactions import build_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import DataError, ParameterError, PluginError
-from growthrec.modelfile import load_model
-from growthrec.recommender import fit_model
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.store.modelfile import load_model
 
 HAS_IMPLICIT = importlib.util.find_spec("implicit") is not None
 BACKENDS = ["svd", "popularity", "itemknn", "ease"] + (["als", "bpr"] if HAS_IMPLICIT else [])

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from growthrec.core.interactions import Interactions, build_interactions
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split, split_leave_one_out, split_ratio
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import ParameterError
-from growthrec.evaluation import (
+from growthrec.evaluation.runs import (
     Evaluation,
     categories_from,
     evaluate_backend,
@@ -20,8 +21,7 @@ from growthrec.evaluation import (
     item_vectors_for_diversity,
     ranking_label,
 )
-from growthrec.recommender import fit_model
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
 
 KS = (1, 5, 10)
 SVD = ("svd", {"factors": 8})

@@ -14,10 +14,11 @@ from cli_helpers import assert_error, run, run_json
 
 import growthrec.cli.export
 from growthrec.core.interactions import build_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import ParameterError
-from growthrec.modelfile import load_model, save_model
-from growthrec.recommender import fit_model, recommend, recommend_in_batches
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_in_batches
+from growthrec.store.modelfile import load_model, save_model
 
 COLUMNS = ["user_id", "rank", "item_id", "score"]
 

@@ -17,8 +17,8 @@ import pytest
 from cli_helpers import assert_error, run
 
 import growthrec.cli.generate
-from growthrec.atomic import atomic_write
 from growthrec.cli.main import Terminated, main
+from growthrec.store.atomic import atomic_write
 
 pytestmark = pytest.mark.usefixtures("plain_console")
 
@@ -201,7 +201,8 @@ def test_writing_onto_a_folder_names_the_folder_and_leaves_nothing(model, tmp_pa
 _SLOW_WRITE = textwrap.dedent(
     """
     import os, sys, time
-    import growthrec.atomic, growthrec.cli.export as export
+    import growthrec.cli.export as export
+    import growthrec.store.atomic
     from growthrec.cli.main import main
 
     def announce():
@@ -222,7 +223,7 @@ _SLOW_WRITE = textwrap.dedent(
         if sys.argv[1] != "export":
             announce()
         real_fsync(fd)
-    growthrec.atomic.os.fsync = slow_fsync
+    growthrec.store.atomic.os.fsync = slow_fsync
 
     sys.exit(main(sys.argv[1:]))
     """

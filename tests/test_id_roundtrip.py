@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from growthrec.core.interactions import IdMap
-from growthrec.tables import catalog_attributes, load_events, read_catalog
+from growthrec.data.catalog import catalog_attributes, read_catalog
+from growthrec.data.loading import load_events
 
 #: Ids that a number parser would change, and ids CSV quoting must carry.
 TRICKY = [

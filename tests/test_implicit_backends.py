@@ -18,9 +18,10 @@ from growthrec.backends.als import bm25_rows, bm25_statistics
 from growthrec.backends.registry import available_backends, get_backend
 from growthrec.core.interactions import build_interactions
 from growthrec.core.weighting import binary, count
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import ParameterError
-from growthrec.recommender import fit_model, recommend, recommend_baskets, similar_items
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
 
 implicit_als = pytest.importorskip("implicit.cpu.als")
 implicit_bpr = pytest.importorskip("implicit.cpu.bpr")

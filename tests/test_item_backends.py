@@ -15,7 +15,8 @@ from growthrec.backends.itemknn import ItemKNNBackend, bm25_item_weights, item_n
 from growthrec.core.interactions import Interactions, build_interactions
 from growthrec.core.weighting import binary
 from growthrec.errors import ModelFileError, ParameterError
-from growthrec.recommender import fit_model, recommend, recommend_baskets, similar_items
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 from cli_helpers import run
 
-import growthrec.evaluation as evaluation_module
+import growthrec.evaluation.runs as evaluation_module
 from growthrec.cli.main import main
 from growthrec.core.interactions import build_interactions
 from growthrec.core.metrics import (
@@ -24,8 +24,9 @@ from growthrec.core.metrics import (
     ranking_metrics,
 )
 from growthrec.core.split import split_leave_one_out
-from growthrec.evaluation import clamp_ks, evaluate_model, item_vectors_for_diversity
-from growthrec.recommender import fit_model, recommend
+from growthrec.evaluation.runs import clamp_ks, evaluate_model, item_vectors_for_diversity
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
 
 pytestmark = pytest.mark.usefixtures("plain_console")
 

@@ -13,22 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from growthrec.core.interactions import IdMap, interactions_from_events
-from growthrec.errors import DataError, ParameterError
-from growthrec.presets import (
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.files import write_table
+from growthrec.data.loading import Columns, LoadReport, load_events, read_interactions
+from growthrec.data.presets import (
     PRESETS,
     catalog_for,
     cleaning_for,
     default_catalog_path,
     get_preset,
 )
-from growthrec.tables import (
-    Cleaning,
-    Columns,
-    LoadReport,
-    load_events,
-    read_interactions,
-    write_table,
-)
+from growthrec.errors import DataError, ParameterError
 
 FORMATS = ["csv", "parquet"]
 PRICE = Cleaning(require_positive=("price",))

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from growthrec.core.interactions import build_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import GrowthrecError, ModelFileError
-from growthrec.modelfile import FORMAT_NAME, FORMAT_VERSION, load_model, save_model
-from growthrec.recommender import fit_model, recommend
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
+from growthrec.store.modelfile import FORMAT_NAME, FORMAT_VERSION, load_model, save_model
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,11 @@ import pytest
 from cli_helpers import assert_error
 
 from growthrec.core.interactions import build_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import ModelFileError
-from growthrec.modelfile import MAX_UNPACK_RATIO, load_model, save_model
-from growthrec.recommender import fit_model, recommend
-from growthrec.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
+from growthrec.store.modelfile import MAX_UNPACK_RATIO, load_model, save_model
 
 Arrays = dict[str, np.ndarray]
 
@@ -442,7 +443,7 @@ def test_decompression_bomb_does_not_allocate(good, tmp_path):
     path = _bomb(good["svd"], tmp_path / "bomb.npz")
     script = (
         "import resource, sys\n"
-        "from growthrec.modelfile import load_model\n"
+        "from growthrec.store.modelfile import load_model\n"
         "from growthrec.errors import ModelFileError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

@@ -22,7 +22,8 @@ from growthrec.backends.registry import (
     plugin_manager,
 )
 from growthrec.errors import PluginError, UnknownBackendError
-from growthrec.recommender import fit_model, recommend
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "growthrec-cooccurrence"

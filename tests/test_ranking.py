@@ -449,7 +449,8 @@ def test_recommend_through_factors_equals_scoring_every_item(small_shop, backend
         pytest.importorskip("implicit")
     from growthrec.backends.registry import get_backend
     from growthrec.core.weighting import apply_weighting
-    from growthrec.recommender import fit_model, recommend
+    from growthrec.pipeline.fitting import fit_model
+    from growthrec.pipeline.lists import recommend
 
     model = fit_model(small_shop, backend, params, seed=0)
     users = np.arange(small_shop.n_users)

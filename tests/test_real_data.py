@@ -6,10 +6,11 @@ import pytest
 
 from growthrec.core.interactions import interactions_from_events
 from growthrec.core.split import split_ratio
-from growthrec.evaluation import evaluate_backend
-from growthrec.presets import get_preset
-from growthrec.protocols import Protocol, make_split
-from growthrec.tables import Cleaning, load_events
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.loading import load_events
+from growthrec.data.presets import get_preset
+from growthrec.evaluation.protocols import Protocol, make_split
+from growthrec.evaluation.runs import evaluate_backend
 
 pytestmark = pytest.mark.slow
 

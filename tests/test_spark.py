@@ -27,12 +27,15 @@ from growthrec.core.interactions import build_interactions, interactions_from_ev
 from growthrec.core.model import Model
 from growthrec.core.split import split_ratio
 from growthrec.core.weighting import apply_weighting
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.files import write_table
+from growthrec.data.loading import Columns, load_events, read_interactions
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import DataError, ParameterError
-from growthrec.evaluation import evaluate_backend
-from growthrec.modelfile import load_model, save_model
-from growthrec.recommender import fit_model, recommend, recommend_baskets, user_indices
-from growthrec.synthetic import generate_shop
-from growthrec.tables import Cleaning, Columns, load_events, read_interactions, write_table
+from growthrec.evaluation.runs import evaluate_backend
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, recommend_baskets, user_indices
+from growthrec.store.modelfile import load_model, save_model
 
 #: Small, so each fit takes a second or two; the same for every fit, so they can be compared.
 PARAMS = {"factors": 8, "iterations": 5}
@@ -370,8 +373,8 @@ def test_scoring_a_model_file_never_imports_pyspark(tmp_path) -> None:
         "import sys\n"
         "import numpy as np\n"
         "from growthrec.cli.main import main\n"
-        "from growthrec.modelfile import load_model\n"
-        "from growthrec.recommender import recommend, recommend_baskets\n"
+        "from growthrec.store.modelfile import load_model\n"
+        "from growthrec.pipeline.lists import recommend, recommend_baskets\n"
         f"model = load_model({str(path)!r})\n"
         "recommend(model, np.arange(3), 3)\n"
         "recommend_baskets(model, [['i1', 'i2']], 3)\n"

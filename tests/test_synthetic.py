@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from growthrec.core import build_interactions, ranking_metrics, split_leave_one_out
+from growthrec.data.synthetic import CATEGORIES, SyntheticShop, generate_shop
 from growthrec.errors import ParameterError
-from growthrec.recommender import fit_model, recommend
-from growthrec.synthetic import CATEGORIES, SyntheticShop, generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
 
 YEAR_START = 1_735_689_600  # 2025-01-01T00:00:00Z
 YEAR_END = 1_767_225_599  # 2025-12-31T23:59:59Z

@@ -13,15 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from growthrec.core.interactions import IdMap
+from growthrec.data.catalog import catalog_attributes, read_catalog
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.files import write_table
+from growthrec.data.loading import Columns, read_interactions
 from growthrec.errors import DataError
-from growthrec.tables import (
-    Cleaning,
-    Columns,
-    catalog_attributes,
-    read_catalog,
-    read_interactions,
-    write_table,
-)
 
 FORMATS = ["csv", "parquet"]
 

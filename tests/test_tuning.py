@@ -7,10 +7,10 @@ import pytest
 
 from growthrec.backends.registry import get_backend
 from growthrec.core.interactions import Events, IdMap
+from growthrec.data.synthetic import generate_shop
 from growthrec.errors import ParameterError
-from growthrec.protocols import Protocol, make_split, make_validation_split
-from growthrec.synthetic import generate_shop
-from growthrec.tuning import SearchSpace, candidates, parse_space, run_trials
+from growthrec.evaluation.protocols import Protocol, make_split, make_validation_split
+from growthrec.evaluation.tuning import SearchSpace, candidates, parse_space, run_trials
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import os
 import attrs
 import pluggy
 
-from growthrec import __version__
+from growthrec._version import __version__
 from growthrec.backends import hookspecs
 from growthrec.backends.contract import Backend
 from growthrec.errors import PluginError, UnknownBackendError

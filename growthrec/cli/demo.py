@@ -10,7 +10,6 @@ from typing import Any
 
 from rich.columns import Columns
 
-from growthrec.atomic import refuse_unnamed_files
 from growthrec.cli.evaluate import evaluation_payload, evaluation_table
 from growthrec.cli.generate import catalog_path_for, write_shop
 from growthrec.cli.options import add_json_option
@@ -19,13 +18,15 @@ from growthrec.cli.payloads import data_payload, model_payload
 from growthrec.cli.recommend import ranked_items
 from growthrec.cli.train import model_path_for
 from growthrec.core.interactions import interactions_from_events
-from growthrec.evaluation import evaluate_backend
-from growthrec.modelfile import load_model, save_model
-from growthrec.presets import catalog_for
-from growthrec.protocols import Protocol, make_split
-from growthrec.recommender import fit_model, recommend, user_indices
-from growthrec.synthetic import generate_shop
-from growthrec.tables import load_events
+from growthrec.data.loading import load_events
+from growthrec.data.presets import catalog_for
+from growthrec.data.synthetic import generate_shop
+from growthrec.evaluation.protocols import Protocol, make_split
+from growthrec.evaluation.runs import evaluate_backend
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend, user_indices
+from growthrec.store.atomic import refuse_unnamed_files
+from growthrec.store.modelfile import load_model, save_model
 
 __all__ = ["add_parser"]
 

@@ -16,7 +16,6 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     add_threads_option,
-    add_weighting_and_seed,
     backend_params,
     load_data,
     load_report_table,
@@ -27,15 +26,14 @@ from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split
-from growthrec.errors import DataError, ParameterError
-from growthrec.evaluation import (
+from growthrec.evaluation.protocols import PROTOCOLS, Protocol, make_split
+from growthrec.evaluation.runs import (
     Evaluation,
     categories_from,
     clamp_ks,
     evaluate_backend,
     item_vectors_for_diversity,
 )
-from growthrec.protocols import PROTOCOLS, Protocol, make_split
 
 __all__ = [
     "add_parser",
@@ -116,39 +114,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_json_option(p)
     p.set_defaults(run=run_evaluate)
 
-    c = sub.add_parser(
-        "compare",
-        help="evaluate several backends on one split, in one table",
-        description="Evaluate several backends on the same split and print one table of metrics "
-        "and fit times. Parameters per backend: --param BACKEND.NAME=VALUE, or the files "
-        "'growthrec tune' wrote (--tuned DIR).",
-    )
-    add_data_options(c)
-    c.add_argument(
-        "--models",
-        required=True,
-        metavar="A,B,C",
-        help="comma-separated backend names, e.g. svd,als,itemknn,ease,popularity",
-    )
-    c.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="BACKEND.NAME=VALUE",
-        help="a parameter of one backend, e.g. als.factors=128; repeatable",
-    )
-    c.add_argument(
-        "--tuned",
-        type=str,
-        default=None,
-        metavar="DIR",
-        help="use <backend>.params.json files written by 'growthrec tune' from this folder",
-    )
-    add_weighting_and_seed(c)
-    add_protocol_options(c)
-    add_json_option(c)
-    c.set_defaults(run=run_compare)
-
 
 def diversity_basis(
     split: Split, attributes: Mapping[str, np.ndarray], seed: int
@@ -162,7 +127,7 @@ def diversity_basis(
     return {"item_vectors": item_vectors_for_diversity(split.train, seed=seed)}
 
 
-def _run(
+def run_evaluation(
     args: argparse.Namespace,
     out: Output,
     backends: Sequence[tuple[str, Mapping[str, Any]]],
@@ -247,42 +212,7 @@ def run_evaluate(args: argparse.Namespace, out: Output) -> None:
     backends = [(backend, backend_params(args))]
     if not args.no_baseline and backend != BASELINE:
         backends.append((BASELINE, {}))
-    _run(args, out, backends, args.weighting or "binary")
-
-
-def run_compare(args: argparse.Namespace, out: Output) -> None:
-    from growthrec.cli.tune import read_tuned, tuned_fingerprint, tuned_path
-
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    if not names:
-        raise ParameterError("--models: give backend names, e.g. --models svd,popularity")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ParameterError(
-            f"--models {args.models}: {', '.join(twice)} named more than once; give each "
-            "backend once (one set of parameters each)"
-        )
-    params: dict[str, dict[str, Any]] = {n: {} for n in names}
-    tuned_on: dict[Path, str] = {}
-    if args.tuned:  # a backend without a tuned file keeps its defaults
-        if not Path(args.tuned).exists():
-            raise DataError(f"--tuned {args.tuned}: no such folder or file (run 'growthrec tune')")
-        for name in names:
-            path = tuned_path(args.tuned, name)
-            if path.is_file():
-                params[name].update(read_tuned(args.tuned, name)[1])
-                fingerprint = tuned_fingerprint(path)
-                if fingerprint is not None:
-                    tuned_on[path] = fingerprint
-    for item in args.param:
-        scoped, sep, value = item.partition("=")
-        backend, dot, key = scoped.partition(".")
-        if not sep or not dot or backend not in params:
-            raise ParameterError(
-                f"--param {item!r}: expected BACKEND.NAME=VALUE with BACKEND one of --models"
-            )
-        params[backend][key.strip()] = value.strip()
-    _run(args, out, [(n, params[n]) for n in names], args.weighting, tuned_on)
+    run_evaluation(args, out, backends, args.weighting or "binary")
 
 
 def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int]) -> Table:

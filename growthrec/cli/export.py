@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from growthrec.atomic import atomic_write
 from growthrec.cli.notes import named
 from growthrec.cli.options import add_json_option, add_threads_option, positive_int
 from growthrec.cli.output import Output
@@ -24,12 +23,13 @@ from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
 from growthrec.core.ranking import thread_count
 from growthrec.errors import DataError, ParameterError, UnknownIdError
-from growthrec.modelfile import load_model
-from growthrec.recommender import EXPORT_BATCH_USERS, popular_items, recommend_in_batches
+from growthrec.pipeline.lists import EXPORT_BATCH_USERS, popular_items, recommend_in_batches
+from growthrec.store.atomic import atomic_write
+from growthrec.store.modelfile import load_model
 
 __all__ = ["add_parser", "output_format", "read_user_ids", "write_recommendations"]
 
-#: File suffix -> format, as ``growthrec.tables`` reads them back.
+#: File suffix -> format, as ``growthrec.data`` reads them back.
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".csv.gz": "csv.gz"}
 
 

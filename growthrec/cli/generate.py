@@ -7,14 +7,14 @@ import os
 import time
 from pathlib import Path
 
-from growthrec.atomic import refuse_unnamed_files
 from growthrec.cli.export import output_format
 from growthrec.cli.options import add_json_option, positive_int
 from growthrec.cli.output import Output
 from growthrec.cli.payloads import file_payload
+from growthrec.data.files import write_table
+from growthrec.data.synthetic import SyntheticShop, generate_shop
 from growthrec.errors import ParameterError
-from growthrec.synthetic import SyntheticShop, generate_shop
-from growthrec.tables import write_table
+from growthrec.store.atomic import refuse_unnamed_files
 
 __all__ = ["DEFAULT_OUTPUT", "add_parser", "catalog_path_for", "write_shop"]
 

@@ -11,9 +11,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from growthrec import __version__
+from growthrec._version import __version__
 from growthrec.cli import (
     backends_command,
+    compare,
     demo,
     evaluate,
     export,
@@ -42,6 +43,7 @@ COMMANDS = (
     recommend,
     export,
     evaluate,
+    compare,
     tune,
     backends_command,
     demo,

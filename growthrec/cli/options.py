@@ -13,9 +13,11 @@ from rich.table import Table
 from growthrec.cli.output import Output
 from growthrec.core.interactions import Events
 from growthrec.core.weighting import WEIGHTINGS
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.loading import Columns, LoadReport, load_events
+from growthrec.data.parsing import TIME_UNITS
+from growthrec.data.presets import PRESETS, Preset, catalog_for, get_preset
 from growthrec.errors import ParameterError
-from growthrec.presets import PRESETS, Preset, catalog_for, get_preset
-from growthrec.tables import TIME_UNITS, Cleaning, Columns, LoadReport, load_events
 
 __all__ = [
     "LoadedData",

@@ -15,8 +15,8 @@ import numpy as np
 from growthrec.core.interactions import Interactions
 from growthrec.core.model import Model
 from growthrec.core.split import Split
+from growthrec.data.loading import LoadReport
 from growthrec.spark import SparkLoadReport
-from growthrec.tables import LoadReport
 
 __all__ = [
     "FALLBACK_POPULAR",

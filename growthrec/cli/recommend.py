@@ -20,8 +20,8 @@ from growthrec.cli.payloads import (
 )
 from growthrec.core.model import Model
 from growthrec.errors import DataError, UnknownIdError
-from growthrec.modelfile import load_model
-from growthrec.recommender import known_items, popular_items, recommend, recommend_baskets
+from growthrec.pipeline.lists import known_items, popular_items, recommend, recommend_baskets
+from growthrec.store.modelfile import load_model
 
 __all__ = ["add_parser", "ranked_items", "read_item_ids"]
 

@@ -18,10 +18,10 @@ from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.payloads import data_payload
 from growthrec.cli.train import model_path_for, model_rows, model_summary
 from growthrec.core.interactions import IdMap
+from growthrec.data.presets import PRESETS, Preset, catalog_for
 from growthrec.errors import DataError, ParameterError
-from growthrec.modelfile import save_model
-from growthrec.presets import PRESETS, Preset, catalog_for
 from growthrec.spark import BACKEND, DEFAULT_MASTER, SparkLoadReport, spark_training
+from growthrec.store.modelfile import save_model
 
 __all__ = ["add_parser"]
 

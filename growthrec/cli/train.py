@@ -17,11 +17,11 @@ from growthrec.cli.options import (
 )
 from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.payloads import data_payload, file_payload, model_payload
-from growthrec.cli.tune import read_tuned, tuned_weighting
 from growthrec.core.interactions import interactions_from_events
 from growthrec.core.model import Model
-from growthrec.modelfile import save_model
-from growthrec.recommender import fit_model
+from growthrec.pipeline.fitting import fit_model
+from growthrec.store.modelfile import save_model
+from growthrec.store.tuned import read_tuned, tuned_weighting
 
 __all__ = ["add_parser", "model_path_for", "model_rows", "model_summary"]
 

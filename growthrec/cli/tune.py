@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-from growthrec.atomic import atomic_write
 from growthrec.backends.registry import get_backend
 from growthrec.cli.evaluate import add_protocol_options, clamp_warnings, protocol_from
 from growthrec.cli.notes import warn
@@ -22,12 +20,13 @@ from growthrec.cli.options import (
 from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
-from growthrec.errors import DataError
-from growthrec.evaluation import clamp_ks
-from growthrec.protocols import make_validation_split
-from growthrec.tuning import candidates, parse_space, run_trials
+from growthrec.evaluation.protocols import make_validation_split
+from growthrec.evaluation.runs import clamp_ks
+from growthrec.evaluation.tuning import candidates, parse_space, run_trials
+from growthrec.store.atomic import atomic_write
+from growthrec.store.tuned import tuned_path
 
-__all__ = ["add_parser", "read_tuned", "tuned_fingerprint", "tuned_path", "tuned_weighting"]
+__all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,49 +67,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_protocol_options(p)
     add_json_option(p)
     p.set_defaults(run=run)
-
-
-def tuned_path(output: Path | str, backend: str) -> Path:
-    """``output`` itself when it names a .json file, else ``output/<backend>.params.json``."""
-    output = Path(output)
-    return output if output.suffix == ".json" else output / f"{backend}.params.json"
-
-
-def read_tuned(path: Path | str, backend: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The backend and parameters a 'tune' run wrote (a file, or a folder of such files)."""
-    source = Path(path)
-    if source.is_dir() and backend is not None:
-        source = tuned_path(source, backend)
-    try:
-        content = json.loads(source.read_text())
-        params = content["params"]
-        named = content["backend"]
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such parameters file (run 'growthrec tune')") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(
-            f"{source}: not a parameters file written by 'growthrec tune' ({exc})"
-        ) from None
-    if backend is not None and named != backend:
-        raise DataError(f"{source}: holds parameters of backend {named!r}, not {backend!r}")
-    return named, dict(params)
-
-
-def tuned_fingerprint(path: Path | str) -> str | None:
-    """The data fingerprint a 'tune' run recorded (None for an older or hand-written file)."""
-    try:
-        value = json.loads(Path(path).read_text()).get("data_fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def tuned_weighting(path: Path | str) -> str | None:
-    """The weighting a 'tune' run used (None for an older or hand-written file)."""
-    try:
-        return json.loads(Path(path).read_text()).get("weighting")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def run(args: argparse.Namespace, out: Output) -> None:

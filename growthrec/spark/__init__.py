@@ -2,9 +2,9 @@
 
 ``train_from_path`` reads CSV or Parquet paths (local, HDFS, S3, ... : whatever the session can
 read) with Spark itself, applies growthrec's cleaning rules there (the same rules, in the same
-order, with the same counts as ``growthrec.tables.load_events``), maps the raw ids to contiguous
-integers inside Spark, and fits ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``. Only what
-the model file holds comes back to the driver: both factor matrices, both id maps and the
+order, with the same counts as ``growthrec.data.load_events``), maps the raw ids to
+contiguous integers inside Spark, and fits ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``.
+Only what the model file holds comes back to the driver: both factor matrices, both id maps and the
 training pairs (integer CSR, for excluding purchases). The result is an ordinary ``Model`` of
 the ``spark`` backend, whose scoring needs numpy only (``growthrec.backends.spark``).
 

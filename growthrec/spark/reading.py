@@ -1,4 +1,4 @@
-"""Reading and cleaning transactions with Spark: the rules of ``growthrec.tables``, in Spark."""
+"""Reading and cleaning transactions with Spark: the rules of ``growthrec.data``, in Spark."""
 
 from __future__ import annotations
 
@@ -15,14 +15,10 @@ from growthrec.backends._spark_als import (
     spark_errors,
 )
 from growthrec.core.interactions import IdMap, Interactions, interactions_from_codes
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.cleaning import check_cleaning as _check_cleaning
+from growthrec.data.loading import DEFAULT_TIME_COLUMN, DEFAULT_WEIGHT_COLUMN, Columns
 from growthrec.errors import DataError, GrowthrecError, ParameterError
-from growthrec.tables import (
-    DEFAULT_TIME_COLUMN,
-    DEFAULT_WEIGHT_COLUMN,
-    Cleaning,
-    Columns,
-    _check_cleaning,
-)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -19,6 +19,8 @@ from growthrec.backends.spark import SparkALSBackend
 from growthrec.core.model import Model
 from growthrec.core.seeds import resolve_rng
 from growthrec.core.weighting import WEIGHTINGS
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.loading import Columns
 from growthrec.errors import ParameterError
 from growthrec.spark.reading import (
     SparkLoadReport,
@@ -26,10 +28,6 @@ from growthrec.spark.reading import (
     file_format_of,
     load_pairs,
     ratings_from_pairs,
-)
-from growthrec.tables import (
-    Cleaning,
-    Columns,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +126,7 @@ def train_from_path(
     (e.g. ``{"spark.executor.memory": "8g"}``), stopped at the end. ``checkpoint_dir``, a
     directory every executor can write (HDFS, S3, ...), makes the k-core rounds' checkpoints
     reliable (else they are local to the executors) and lets ALS checkpoint every 10
-    iterations. Save the result with ``growthrec.modelfile.save_model``.
+    iterations. Save the result with ``growthrec.store.modelfile.save_model``.
     """
     return spark_training(
         path,

@@ -26,7 +26,8 @@ from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.core.split import Split
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError
-from growthrec.recommender import fit_model, recommend
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
 
 __all__ = [
     "Evaluation",

@@ -13,7 +13,7 @@ from growthrec.backends.contract import Backend, resolve_params
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.core.split import Split
 from growthrec.errors import ParameterError
-from growthrec.evaluation import Evaluation, evaluate_backend
+from growthrec.evaluation.runs import Evaluation, evaluate_backend
 
 __all__ = ["SearchSpace", "Trial", "candidates", "parse_space", "run_trials"]
 

@@ -1,7 +1,7 @@
 """Named column options for well-known datasets, and reading their item catalogues.
 
 A preset is only a set of column options (and where the catalogue is): the data still goes
-through ``growthrec.tables.load_events`` and its cleaning rules.
+through ``growthrec.data.loading.load_events`` and its cleaning rules.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ import attrs
 import numpy as np
 
 from growthrec.core.interactions import IdMap
+from growthrec.data.catalog import catalog_attributes, read_catalog
+from growthrec.data.cleaning import Cleaning
+from growthrec.data.files import read_table
+from growthrec.data.loading import Columns
 from growthrec.errors import ParameterError
-from growthrec.tables import Cleaning, Columns, catalog_attributes, read_catalog, read_table
 
 __all__ = [
     "PRESETS",

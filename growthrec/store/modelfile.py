@@ -13,8 +13,7 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec import __version__
-from growthrec.atomic import atomic_write
+from growthrec._version import __version__
 from growthrec.backends.contract import (
     Backend,
     array_problem,
@@ -28,6 +27,7 @@ from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import DataError, ModelFileError, ParameterError
+from growthrec.store.atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_model", "save_model"]
 

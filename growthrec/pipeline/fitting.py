@@ -1,0 +1,131 @@
+"""Fitting a backend into a ``Model``: parameters resolved, arrays checked, failures one line."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from growthrec.backends.contract import (
+    Backend,
+    array_specs,
+    check_learned_arrays,
+    resolve_params,
+)
+from growthrec.backends.registry import get_backend
+from growthrec.core.interactions import Interactions
+from growthrec.core.model import Model
+from growthrec.core.seeds import resolve_rng
+from growthrec.core.weighting import apply_weighting
+from growthrec.errors import (
+    DataError,
+    GrowthrecError,
+    ParameterError,
+    PluginError,
+)
+
+__all__ = ["LARGE_WEIGHT", "fit_model"]
+
+
+def fit_model(
+    data: Interactions,
+    backend: str = "svd",
+    params: Mapping[str, Any] | None = None,
+    *,
+    weighting: str = "binary",
+    seed: int | None = None,
+    item_attributes: Mapping[str, np.ndarray] | None = None,
+) -> Model:
+    """Fit the backend called ``backend`` on ``data`` (weighted by ``weighting``) into a Model.
+
+    A fit that diverges (NaN or infinity) or learns nothing (all-zero factors) is refused with
+    one line naming the likely cause (weights too large, parameters, too little data).
+    """
+    impl = get_backend(backend)
+    resolved = resolve_params(impl, params or {})
+    matrix = apply_weighting(data.matrix, weighting)
+    if not np.isfinite(matrix.data).all():
+        raise DataError(
+            f"the weights do not fit in float32 after {weighting!r} weighting (a value "
+            "overflows to infinity); scale the weight column down or use --weighting log1p"
+        )
+    try:
+        # Overflow warnings would print beside the one-line error; the checks below decide.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            arrays = dict(impl.fit(matrix, resolved, resolve_rng(seed)))
+    except FloatingPointError:
+        raise _fit_failure(impl, "the fit diverged (NaN)", data, matrix, params) from None
+    _check_arrays(impl, arrays, resolved, data, matrix, params or {})
+    attributes = {k: np.asarray(v).astype(str) for k, v in (item_attributes or {}).items()}
+    for key, values in attributes.items():
+        if values.shape != (data.n_items,):
+            raise DataError(f"item attribute {key!r}: expected {data.n_items} values")
+    return Model(backend, resolved, arrays, data, weighting, seed, attributes)
+
+
+def _check_arrays(
+    impl: Backend,
+    arrays: Mapping[str, np.ndarray],
+    resolved: Mapping[str, Any],
+    data: Interactions,
+    weighted: sp.csr_matrix,
+    given: Mapping[str, Any],
+) -> None:
+    """Refuse fitted arrays that are not numeric, diverged, break the backend's declared
+    shapes, or hold nothing learned (every ``learned`` array all zero or empty)."""
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise ParameterError(
+                f"backend {impl.name!r}: fit returned {key!r} that is not a numeric numpy array"
+            )
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            what = f"the fit diverged (NaN or infinity in {key})"
+            raise _fit_failure(impl, what, data, weighted, given)
+    try:
+        check_learned_arrays(impl, arrays, resolved, data.n_users, data.n_items)
+    except ValueError as exc:
+        raise PluginError(
+            f"backend {impl.name!r}: fit returned arrays unlike its array_specs: {exc}"
+        ) from None
+    specs = array_specs(impl, resolved, data.n_users, data.n_items)
+    learned = [k for k, s in specs.items() if s.learned] if specs is not None else list(arrays)
+    learned = [k for k in learned if arrays[k].dtype.kind in "biuf"]
+    if learned and not any(np.any(arrays[k]) for k in learned):
+        what = f"the fit learned nothing ({', '.join(learned)} all zero or empty)"
+        raise _fit_failure(impl, what, data, weighted, given)
+
+
+#: Above this, a weighted value is the likely cause of a fit that diverged.
+LARGE_WEIGHT = 1e6
+
+
+def _fit_failure(
+    impl: Backend,
+    what: str,
+    data: Interactions,
+    weighted: sp.csr_matrix,
+    given: Mapping[str, Any] | None,
+) -> GrowthrecError:
+    """One line for a fit that diverged or learned nothing, blaming the likeliest cause."""
+    largest = float(np.abs(weighted.data).max()) if weighted.nnz else 0.0
+    if largest > LARGE_WEIGHT:
+        return DataError(
+            f"{impl.name}: {what}: the weights are too large (up to {largest:.3g} after "
+            "weighting); scale the weight column down, or use --weighting log1p or binary"
+        )
+    if given:
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        return ParameterError(
+            f"{impl.name}: {what} with {shown}; try values nearer the defaults "
+            "('growthrec backends' lists them)"
+        )
+    fallback = "; popularity works on any data" if impl.name != "popularity" else ""
+    return DataError(
+        f"{impl.name}: {what} on this data ({data.n_users} customer(s), {data.n_items} "
+        f"product(s), {data.nnz} purchase(s)): too little to learn from{fallback}"
+    )
