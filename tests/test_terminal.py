@@ -82,6 +82,15 @@ def test_tables_show_headers_cells_and_titles_literally():
         assert line.count(shown) == 3 and line.rstrip().endswith("0.5000")
 
 
+def test_a_cell_given_as_a_list_shows_one_literal_line_per_value():
+    """``growthrec backends`` lists parameters one per line: real lines, each value literal."""
+    out = Output()
+    printed = render(out, out.table(["params"], [(["factors=64", "sep='\\n'\x1b"],)]))
+    lines = [line.strip() for line in printed.splitlines() if line.strip()]
+    assert lines[-2:] == ["factors=64", "sep='\\n'\\x1b"]
+    assert RAW_CONTROLS.search(printed) is None
+
+
 def test_progress_lines_show_paths_literally():
     console = Console(file=io.StringIO(), width=120, force_terminal=True, emoji=False)
     out = Output(console=console)

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
         (
             entry["name"],
             entry["description"],
-            f"{entry['plugin']}\n({entry['distribution']})",
-            "\n".join(f"{p['name']}={p['default']!r}" for p in entry["params"]) or "-",
+            [entry["plugin"], f"({entry['distribution']})"],
+            [f"{p['name']}={p['default']!r}" for p in entry["params"]] or "-",
         )
         for entry in payload
     ]

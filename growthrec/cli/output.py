@@ -124,7 +124,9 @@ class Output:
                 min_width=widest or None,
             )
         for row in cells:
-            table.add_row(*(data_text(text) for text in row))
+            table.add_row(
+                *("\n".join(data_text(line) for line in text.split(_LINE)) for text in row)
+            )
         return table
 
     def print(self, *renderables: Any) -> None:
@@ -163,11 +165,18 @@ class Output:
             steps.done()
 
 
+#: Joins the lines of a cell given as a list: a character no text from data can hold.
+_LINE = "\x00"
+
+
 def _cell(value: Any) -> str:
-    """Cell text (plain, not yet markup): floats with four decimals, the rest as ``str``."""
+    """Cell text (plain, not yet markup): floats with four decimals, a list one line per value
+    (each shown literally), the rest as ``str``."""
+    if isinstance(value, list):
+        return _LINE.join(printable(str(v)).replace(_LINE, "") for v in value)
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{value:.4f}"
-    return str(value)
+    return str(value).replace(_LINE, "\\x00")
 
 
 def _widest_number(text: str) -> int:
