@@ -153,3 +153,114 @@ def test_cold_rows_factors_come_only_from_their_features(seed, cold):
     again = blend_factors(other, mapped_factors(features, weights), counts, 2.0)
     np.testing.assert_array_equal(out[cold], again[cold])
     np.testing.assert_allclose(out[cold], features[cold].toarray() @ weights, rtol=1e-5, atol=1e-6)
+
+
+def _model_with_features():
+    from growthrec.core.features import fit_features
+    from growthrec.core.interactions import build_interactions
+    from growthrec.pipeline.fitting import fit_model
+
+    data = build_interactions(["u1", "u1", "u2", "u3"], ["a", "b", "b", "c"])
+    model = fit_model(data, "popularity")
+    items = {
+        "brand": np.array(["x", "y", "x"]),
+        "title": np.array(["red mug", "blue mug", "red lamp"]),
+        "price": np.array(["1.5", "3", "9"]),
+    }
+    users = {"segment": np.array(["new", "vip", "new"])}
+    item_features = fit_features(
+        (("brand", "category"), ("title", "text"), ("price", "numeric")), items, 3
+    )
+    user_features = fit_features((("segment", "category"),), users, 3)
+    coldstart = {
+        "item_map": np.ones((item_features.n_features, 2), np.float32),
+        "item_factors": np.arange(6, dtype=np.float32).reshape(3, 2),
+    }
+    import attrs
+
+    return attrs.evolve(
+        model, item_features=item_features, user_features=user_features, coldstart=coldstart
+    )
+
+
+def test_features_round_trip_through_the_model_file(tmp_path):
+    from growthrec.store.modelfile import load_model, save_model
+
+    model = _model_with_features()
+    loaded = load_model(save_model(model, tmp_path / "m.npz"))
+    for side in ("item_features", "user_features"):
+        ours, theirs = getattr(model, side), getattr(loaded, side)
+        assert theirs.specs == ours.specs
+        assert theirs.names.tolist() == ours.names.tolist()
+        np.testing.assert_array_equal(theirs.matrix.toarray(), ours.matrix.toarray())
+        assert theirs.matrix.dtype == np.float32
+    assert sorted(loaded.coldstart) == ["item_factors", "item_map"]
+    np.testing.assert_array_equal(loaded.coldstart["item_factors"], model.coldstart["item_factors"])
+    new = loaded.item_features.encode(
+        {"brand": np.array(["y"]), "title": np.array(["red"]), "price": np.array(["2"])}, 1
+    )
+    np.testing.assert_array_equal(
+        new.toarray(),
+        model.item_features.encode(
+            {"brand": np.array(["y"]), "title": np.array(["red"]), "price": np.array(["2"])}, 1
+        ).toarray(),
+    )
+
+
+def _rewrite(path, out, change):
+    """A copy of the model file at ``path`` with ``change(members)`` applied to its arrays."""
+    import json
+
+    with np.load(path, allow_pickle=False) as npz:
+        members = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(members["meta"]))
+    change(members, meta)
+    members["meta"] = np.array(json.dumps(meta))
+    np.savez(out, **members)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda m, meta: m.update(item_features__indices=m["item_features__indices"] + 99),
+            "is outside the",
+        ),
+        (lambda m, meta: m.pop("item_features__vocabulary__1"), "is missing"),
+        (
+            lambda m, meta: meta["item_features"][0].update(kind="colour"),
+            "expected a column, a kind, a separator",
+        ),
+        (
+            lambda m, meta: m.update(
+                item_features__weights__2=m["item_features__weights__2"][::-1]
+            ),
+            "bucket edges must increase",
+        ),
+        (
+            lambda m, meta: m.update(coldstart__item_factors=np.ones((7, 2), np.float32)),
+            "coldstart__item_factors has shape (7, 2), expected (3, factors)",
+        ),
+        (
+            lambda m, meta: m.update(coldstart__user_map=np.ones((1, 3), np.float32)),
+            "expected (2, factors)",
+        ),
+        (
+            lambda m, meta: m.update(coldstart__item_map=np.full((1, 2), np.nan, np.float32)),
+            "expected (",
+        ),
+        (lambda m, meta: m.update(coldstart__secret=np.ones((3, 2))), "not a cold-start array"),
+    ],
+)
+def test_damaged_feature_arrays_are_refused_in_one_line(tmp_path, change, message):
+    from growthrec.errors import ModelFileError
+    from growthrec.store.modelfile import load_model, save_model
+
+    good = save_model(_model_with_features(), tmp_path / "good.npz")
+    bad = _rewrite(good, tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError) as caught:
+        load_model(bad)
+    text = str(caught.value)
+    assert "\n" not in text and str(bad) in text
+    assert message in text

@@ -135,7 +135,9 @@ def test_metadata_is_plain_json_with_format_and_version(model_file):
         assert npz["meta"].dtype.kind == "U"
         assert all(npz[name].dtype.kind != "O" for name in npz.files)
     assert meta["format"] == FORMAT_NAME == "growthrec-model"
-    assert meta["format_version"] == FORMAT_VERSION == 1
+    # without features a model is written as format 1, which an older growthrec still reads
+    assert meta["format_version"] == 1
+    assert FORMAT_VERSION == 2
     assert meta["backend"] == "svd"
     assert meta["params"]["factors"] == 8
 

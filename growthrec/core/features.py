@@ -19,9 +19,11 @@ from growthrec.errors import DataError, ParameterError
 __all__ = [
     "FEATURE_KINDS",
     "FeatureSpec",
+    "Features",
     "feature_matrix",
     "features_matrix",
     "fit_feature",
+    "fit_features",
     "parse_feature_list",
 ]
 
@@ -51,6 +53,40 @@ class FeatureSpec:
     def names(self) -> np.ndarray:
         """``column=value`` for each output column, unique across columns."""
         return np.char.add(f"{self.column}=", self.vocabulary.astype(str))
+
+
+@attrs.frozen
+class Features:
+    """Learned feature columns and the rows they encode: (n_rows, n_features) float32 CSR.
+
+    Rows are aligned with an id map (a model's items, or its customers).
+    """
+
+    specs: tuple[FeatureSpec, ...]
+    matrix: sp.csr_matrix = attrs.field(eq=False)
+
+    @property
+    def names(self) -> np.ndarray:
+        """``column=value`` of every feature, in matrix column order."""
+        if not self.specs:
+            return np.empty(0, dtype=str)
+        return np.concatenate([spec.names for spec in self.specs])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def encode(self, columns: Mapping[str, np.ndarray], n_rows: int) -> sp.csr_matrix:
+        """New rows (products added later, new customers) encoded as the learned ones were."""
+        return features_matrix(self.specs, columns, n_rows)
+
+
+def fit_features(
+    kinds: Sequence[tuple[str, str]], columns: Mapping[str, np.ndarray], n_rows: int
+) -> Features:
+    """Learn each ``(column, kind)`` from ``columns`` and encode the rows: a ``Features``."""
+    specs = tuple(fit_feature(name, kind, columns[name]) for name, kind in kinds)
+    return Features(specs, features_matrix(specs, columns, n_rows))
 
 
 def parse_feature_list(text: str, option: str = "--item-features") -> tuple[tuple[str, str], ...]:

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions
 
 __all__ = ["Model"]
@@ -21,6 +22,12 @@ class Model:
     what a customer already bought and scores known customers; ``weighting`` is re-applied to
     it and to new baskets. ``item_attributes`` holds optional per-item strings (a category, say)
     aligned with the item index, for display.
+
+    Cold start: ``item_features`` (rows aligned with the items, cold ones included) and
+    ``user_features`` (rows aligned with the training customers) hold the feature columns the
+    model learned from; ``coldstart`` holds what was fitted from them (see
+    ``growthrec.pipeline.coldstart``): ``item_map``/``user_map`` from features to factors and
+    ``item_factors``, the learned factors blended with the mapped ones.
     """
 
     backend: str
@@ -30,3 +37,6 @@ class Model:
     weighting: str = "binary"
     seed: int | None = None
     item_attributes: Mapping[str, np.ndarray] = attrs.field(factory=dict, eq=False)
+    item_features: Features | None = attrs.field(default=None, eq=False)
+    user_features: Features | None = attrs.field(default=None, eq=False)
+    coldstart: Mapping[str, np.ndarray] = attrs.field(factory=dict, eq=False)

@@ -23,6 +23,7 @@ from growthrec.backends.contract import (
     resolve_params,
 )
 from growthrec.backends.registry import available_backends
+from growthrec.core.features import FEATURE_KINDS, Features, FeatureSpec
 from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
 from growthrec.core.weighting import WEIGHTINGS
@@ -32,11 +33,19 @@ from growthrec.store.atomic import atomic_write
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_model", "save_model"]
 
 FORMAT_NAME = "growthrec-model"
-#: Bumped when the layout changes incompatibly; older growthrec refuses newer files.
-FORMAT_VERSION = 1
+#: Bumped when the layout changes incompatibly; older growthrec refuses newer files. Version 2
+#: adds features and cold-start arrays; a model without them is still written as version 1, so
+#: that an older growthrec reads it.
+FORMAT_VERSION = 2
 
 _ARRAY = "array__"
 _ATTRIBUTE = "item_attribute__"
+_COLDSTART = "coldstart__"
+#: Feature blocks: ``<side>_features__indptr|indices|data`` (CSR) and per column
+#: ``<side>_features__vocabulary__<i>``, ``<side>_features__weights__<i>``.
+_FEATURES = {"item": "item_features__", "user": "user_features__"}
+#: Longest separator of a multi-valued feature column.
+MAX_SEPARATOR_CHARS = 16
 
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
@@ -67,10 +76,35 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
     arrays.update(
         {_ATTRIBUTE + k: np.asarray(v, dtype=str) for k, v in model.item_attributes.items()}
     )
+    for side, features in (("item", model.item_features), ("user", model.user_features)):
+        if features is not None:
+            meta[f"{side}_features"] = [
+                {"column": f.column, "kind": f.kind, "separator": f.separator}
+                for f in features.specs
+            ]
+            arrays.update(_feature_arrays(_FEATURES[side], features))
+    arrays.update({_COLDSTART + k: np.asarray(v) for k, v in model.coldstart.items()})
+    if not (model.item_features or model.user_features or model.coldstart):
+        meta["format_version"] = 1
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     target = Path(path)
     with atomic_write(target) as handle:
         np.savez(handle, **arrays)
     return target
+
+
+def _feature_arrays(prefix: str, features: Features) -> dict[str, np.ndarray]:
+    matrix = sp.csr_matrix(features.matrix, dtype=np.float32)
+    matrix.sort_indices()
+    out = {
+        prefix + "indptr": matrix.indptr,
+        prefix + "indices": matrix.indices,
+        prefix + "data": matrix.data,
+    }
+    for n, spec in enumerate(features.specs):
+        out[f"{prefix}vocabulary__{n}"] = np.asarray(spec.vocabulary, dtype=str)
+        out[f"{prefix}weights__{n}"] = np.asarray(spec.weights, dtype=np.float64)
+    return out
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
@@ -205,7 +239,9 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
     headers = {
         name: _header(archive, info, name)
         for name, info in members.items()
-        if name in _TRAIN_MEMBERS or name.startswith((_ARRAY, _ATTRIBUTE))
+        if name in _TRAIN_MEMBERS
+        or name.startswith((_ARRAY, _ATTRIBUTE, _COLDSTART))
+        or name.startswith(tuple(_FEATURES.values()))
     }
     registrations = available_backends()
     if meta["backend"] not in registrations:
@@ -220,8 +256,23 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
         raise _Damaged(f"params: {exc}") from None
     n_users, n_items = meta["n_users"], meta["n_items"]
     backend_arrays = _check_headers(impl, params, headers, n_users, n_items)
+    feature_specs = {
+        side: _feature_meta(meta, side, headers, rows)
+        for side, rows in (("item", n_items), ("user", n_users))
+        if f"{side}_features" in meta
+    }
+    n_features = {side: sum(len(v) for _, v, _ in specs) for side, specs in feature_specs.items()}
+    _check_coldstart_headers(headers, n_users, n_items, n_features)
     arrays = {name: _read_array(archive, members[name]) for name in headers if name != "meta"}
     train = _training_data(arrays, n_users, n_items)
+    features = {
+        side: _features(arrays, side, specs, n_items if side == "item" else n_users)
+        for side, specs in feature_specs.items()
+    }
+    coldstart = {k[len(_COLDSTART) :]: v for k, v in arrays.items() if k.startswith(_COLDSTART)}
+    for name, value in coldstart.items():
+        if not np.isfinite(value).all():
+            raise _Damaged(f"{_COLDSTART}{name} holds NaN or infinity")
     learned = {name: arrays[_ARRAY + name] for name in backend_arrays}
     try:
         check_learned_arrays(impl, learned, params, n_users, n_items)
@@ -237,7 +288,103 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
         item_attributes={
             k[len(_ATTRIBUTE) :]: v for k, v in arrays.items() if k.startswith(_ATTRIBUTE)
         },
+        item_features=features.get("item"),
+        user_features=features.get("user"),
+        coldstart={k: v.astype(np.float32) for k, v in coldstart.items()},
     )
+
+
+def _feature_meta(
+    meta: dict, side: str, headers: dict[str, _Header], n_rows: int
+) -> list[tuple[dict, np.ndarray | None, int]]:
+    """Each feature column's metadata checked, with its vocabulary's declared length."""
+    key, prefix = f"{side}_features", _FEATURES[side]
+    columns = meta[key]
+    if not isinstance(columns, list) or not columns:
+        raise _Damaged(f"{key} is {columns!r:.60}, expected a list of feature columns")
+    out = []
+    for n, column in enumerate(columns):
+        if (
+            not isinstance(column, dict)
+            or not isinstance(column.get("column"), str)
+            or column.get("kind") not in FEATURE_KINDS
+            or not isinstance(column.get("separator"), str)
+            or not 0 < len(column["separator"]) <= MAX_SEPARATOR_CHARS
+        ):
+            raise _Damaged(f"{key}[{n}] is {column!r:.80}, expected a column, a kind, a separator")
+        vocabulary = headers.get(f"{prefix}vocabulary__{n}")
+        weights = headers.get(f"{prefix}weights__{n}")
+        if vocabulary is None or weights is None:
+            raise _Damaged(f"{prefix}vocabulary__{n} or {prefix}weights__{n} is missing")
+        if len(vocabulary.shape) != 1:
+            raise _Damaged(f"{prefix}vocabulary__{n} has shape {vocabulary.shape}, expected 1-D")
+        _expect(f"{prefix}vocabulary__{n}", vocabulary, vocabulary.shape, "U", "text")
+        size = vocabulary.shape[0]
+        expected = {"text": size, "numeric": max(size - 1, 0)}.get(column["kind"], 0)
+        _expect(f"{prefix}weights__{n}", weights, (expected,), "f", "floats")
+        out.append((column, vocabulary.shape, size))
+    n_features = sum(size for *_, size in out)
+    _expect(prefix + "indptr", _need(headers, prefix + "indptr"), (n_rows + 1,), "iu", "integers")
+    nnz_shape = _need(headers, prefix + "indices").shape
+    if len(nnz_shape) != 1 or nnz_shape[0] > n_rows * n_features:
+        raise _Damaged(f"{prefix}indices has shape {nnz_shape}, more than {n_rows} x {n_features}")
+    _expect(prefix + "indices", headers[prefix + "indices"], nnz_shape, "iu", "integers")
+    _expect(prefix + "data", _need(headers, prefix + "data"), nnz_shape, "f", "floats")
+    return [(column, range(size), n) for n, (column, _, size) in enumerate(out)]
+
+
+def _need(headers: dict[str, _Header], name: str) -> _Header:
+    if name not in headers:
+        raise _Damaged(f"{name} is missing")
+    return headers[name]
+
+
+def _features(arrays: dict[str, np.ndarray], side: str, specs: list, n_rows: int) -> Features:
+    prefix = _FEATURES[side]
+    built = []
+    for column, _, n in specs:
+        vocabulary = arrays[f"{prefix}vocabulary__{n}"]
+        weights = arrays[f"{prefix}weights__{n}"].astype(np.float64)
+        if not np.isfinite(weights).all():
+            raise _Damaged(f"{prefix}weights__{n} holds NaN or infinity")
+        if column["kind"] == "numeric" and np.any(np.diff(weights) <= 0):
+            raise _Damaged(f"{prefix}weights__{n}: bucket edges must increase")
+        if column["kind"] in ("category", "multi", "text") and np.any(
+            vocabulary[1:] <= vocabulary[:-1]
+        ):
+            raise _Damaged(f"{prefix}vocabulary__{n} is not sorted and distinct")
+        built.append(
+            FeatureSpec(column["column"], column["kind"], vocabulary, weights, column["separator"])
+        )
+    n_features = sum(spec.vocabulary.size for spec in built)
+    matrix = _csr(arrays, prefix, n_rows, n_features)
+    return Features(tuple(built), matrix)
+
+
+def _check_coldstart_headers(
+    headers: dict[str, _Header], n_users: int, n_items: int, n_features: dict[str, int]
+) -> None:
+    """Cold-start arrays: factors of the items, maps from each side's features to factors."""
+    rows = {
+        "item_factors": n_items,
+        "item_map": n_features.get("item"),
+        "user_map": n_features.get("user"),
+    }
+    widths = set()
+    for name, header in headers.items():
+        if not name.startswith(_COLDSTART):
+            continue
+        short = name[len(_COLDSTART) :]
+        if short not in rows or rows[short] is None:
+            raise _Damaged(f"{name} is not a cold-start array this model can have")
+        if len(header.shape) != 2 or header.shape[0] != rows[short]:
+            raise _Damaged(f"{name} has shape {header.shape}, expected ({rows[short]}, factors)")
+        if header.shape[1] > n_users + n_items:
+            raise _Damaged(f"{name} has {header.shape[1]} factors, more than the data allows")
+        _expect(name, header, header.shape, "f", "floats")
+        widths.add(header.shape[1])
+    if len(widths) > 1:
+        raise _Damaged(f"cold-start arrays disagree on the number of factors: {sorted(widths)}")
 
 
 def _check_headers(
@@ -292,43 +439,52 @@ _TRAIN_MEMBERS = frozenset(
 )
 
 
-def _training_data(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> Interactions:
-    """The training matrix and id maps, every index checked before scipy sees it."""
-    indptr, indices = arrays["train_indptr"], arrays["train_indices"]
+def _csr(arrays: dict[str, np.ndarray], prefix: str, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """``prefix`` + indptr/indices/data as a CSR matrix, every index checked before scipy."""
+    indptr, indices = arrays[prefix + "indptr"], arrays[prefix + "indices"]
     nnz = indices.size
     if indptr[0] != 0 or indptr[-1] != nnz:
         raise _Damaged(
-            f"train_indptr runs from {indptr[0]} to {indptr[-1]}, expected 0 to {nnz} (the "
-            "number of train_indices)"
+            f"{prefix}indptr runs from {indptr[0]} to {indptr[-1]}, expected 0 to {nnz} (the "
+            f"number of {prefix}indices)"
         )
     steps = np.diff(indptr)
     if np.any(steps < 0):
         row = int(np.flatnonzero(steps < 0)[0])
-        raise _Damaged(f"train_indptr decreases at row {row}")
-    if nnz and (indices.min() < 0 or indices.max() >= n_items):
-        at = int(np.flatnonzero((indices < 0) | (indices >= n_items))[0])
+        raise _Damaged(f"{prefix}indptr decreases at row {row}")
+    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
+        at = int(np.flatnonzero((indices < 0) | (indices >= n_cols))[0])
+        what = "items" if prefix == "train_" else "features"
         raise _Damaged(
-            f"train_indices[{at}] = {indices[at]} is outside the {n_items} items (0..{n_items - 1})"
+            f"{prefix}indices[{at}] = {indices[at]} is outside the {n_cols} {what} "
+            f"(0..{n_cols - 1})"
         )
     row_starts = np.zeros(nnz, dtype=bool)
     row_starts[indptr[:-1][steps > 0]] = True
     if nnz > 1 and np.any((np.diff(indices.astype(np.int64)) <= 0) & ~row_starts[1:]):
-        raise _Damaged("train_indices are not sorted and distinct within each customer's row")
-    data = arrays["train_data"].astype(np.float32)
+        raise _Damaged(f"{prefix}indices are not sorted and distinct within each row")
+    data = arrays[prefix + "data"].astype(np.float32)
     if not np.isfinite(data).all():
         at = int(np.flatnonzero(~np.isfinite(data))[0])
-        raise _Damaged(f"train_data[{at}] = {arrays['train_data'][at]} is not a finite float32")
+        raise _Damaged(
+            f"{prefix}data[{at}] = {arrays[prefix + 'data'][at]} is not a finite float32"
+        )
+    index_dtype = np.int32 if max(nnz, n_cols) < 2**31 else np.int64
+    matrix = sp.csr_matrix(
+        (data, indices.astype(index_dtype), indptr.astype(index_dtype)), shape=(n_rows, n_cols)
+    )
+    matrix.has_sorted_indices = True
+    return matrix
+
+
+def _training_data(arrays: dict[str, np.ndarray], n_users: int, n_items: int) -> Interactions:
+    """The training matrix and id maps, every index checked before scipy sees it."""
+    matrix = _csr(arrays, "train_", n_users, n_items)
     timestamps = arrays.get("train_timestamps")
     if timestamps is not None:
         timestamps = timestamps.astype(np.float64)
         if not np.isfinite(timestamps).all():
             raise _Damaged("train_timestamps holds a value that is not a finite number")
-    index_dtype = np.int32 if max(nnz, n_items) < 2**31 else np.int64
-    matrix = sp.csr_matrix(
-        (data, indices.astype(index_dtype), indptr.astype(index_dtype)),
-        shape=(n_users, n_items),
-    )
-    matrix.has_sorted_indices = True
     users, items = _id_map(arrays, "user_ids"), _id_map(arrays, "item_ids")
     return Interactions(matrix, users, items, timestamps)
 
