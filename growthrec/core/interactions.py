@@ -19,6 +19,7 @@ __all__ = [
     "factorize",
     "interactions_from_codes",
     "interactions_from_events",
+    "interactions_from_matrix",
     "rows_from_baskets",
 ]
 
@@ -188,15 +189,43 @@ def _normalise_ids(values: np.ndarray, name: str) -> np.ndarray:
         if empty.any():
             raise DataError(f"{name}: empty id at index {int(np.flatnonzero(empty)[0])}")
         return values
-    if kind in "OS":
-        as_list = values.tolist()
-        for row, value in enumerate(as_list):
-            if value is None or (isinstance(value, float) and not np.isfinite(value)):
-                raise DataError(f"{name}: missing id at index {row}")
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in as_list):
-            return np.asarray(as_list, dtype=np.int64)
-        return _normalise_ids(np.asarray([str(v) for v in as_list], dtype=str), name)
+    if kind == "O":
+        return _object_ids(values.tolist(), name)
     raise DataError(f"{name}: ids must be strings or integers, got dtype {values.dtype}")
+
+
+def _object_ids(values: list[object], name: str) -> np.ndarray:
+    """Ids from Python objects (a pandas object column, a list): text if any is a string.
+
+    Integers (and whole floats) among strings become their text (``7`` -> ``"7"``); None, NaN
+    and pandas' NA are missing ids; anything else (bytes, booleans, dates) is refused.
+    """
+    for row, value in enumerate(values):
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        if value is None or type(value).__name__ in _MISSING_TYPES or (number and value != value):
+            raise DataError(f"{name}: missing id at index {row}")
+        if isinstance(value, (bool, np.bool_)) or not (number or isinstance(value, str)):
+            raise DataError(
+                f"{name}: id {value!r} at index {row} is {type(value).__name__}; ids must be "
+                "strings or integers"
+            )
+    if any(isinstance(v, str) for v in values):
+        return _normalise_ids(np.asarray([str(v) for v in values], dtype=str), name)
+    whole = []
+    for row, value in enumerate(values):
+        if isinstance(value, (float, np.floating)) and not (
+            np.isfinite(value) and value == np.round(value)
+        ):
+            raise DataError(f"{name}: id {value!r} at index {row} is not a whole number")
+        whole.append(int(value))
+    try:
+        return np.asarray(whole, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{name}: an id does not fit in a 64-bit integer") from None
+
+
+#: Types of the missing values of pandas (``pd.NA``, ``pd.NaT``), named so pandas is not imported.
+_MISSING_TYPES = ("NAType", "NaTType")
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +267,87 @@ def build_interactions(
     return interactions_from_codes(u, user_map, i, item_map, weights, timestamps)
 
 
+def interactions_from_matrix(
+    matrix: sp.spmatrix | sp.sparray | np.ndarray,
+    user_ids: Sequence[object] | np.ndarray | None = None,
+    item_ids: Sequence[object] | np.ndarray | None = None,
+) -> Interactions:
+    """Interactions from a users x items matrix (scipy sparse, or dense numpy) of weights.
+
+    Each value is how much a user bought of an item (a count, a quantity; True is 1); zeros
+    are not stored and duplicate entries (a COO matrix) are summed. ``user_ids``/``item_ids``
+    name the rows and columns in order (unique strings or integers); by default row ``i`` is
+    user ``i`` and column ``j`` item ``j``. The matrix passed in is never modified.
+    """
+    m = _checked_matrix(matrix)
+    users = _ids_in_order(user_ids, m.shape[0], "user_ids", "row")
+    items = _ids_in_order(item_ids, m.shape[1], "item_ids", "column")
+    return Interactions(m, users, items)
+
+
+def _checked_matrix(matrix: object) -> sp.csr_matrix:
+    """A float32 canonical CSR copy of ``matrix``; a value no weight can be is one error line."""
+    if sp.issparse(matrix):
+        source = matrix
+    else:
+        source = np.asarray(matrix)
+        if source.ndim != 2:
+            raise DataError(
+                f"matrix: expected a 2-D users x items matrix, got shape {source.shape}"
+            )
+    if source.dtype.kind not in "biuf":
+        raise DataError(f"matrix: values must be numbers, got dtype {source.dtype}")
+    m = sp.csr_matrix(source, dtype=np.float64, copy=True)
+    m.sum_duplicates()  # also sorts each row's columns
+
+    def where(position: int) -> str:
+        row = int(np.searchsorted(m.indptr, position, side="right")) - 1
+        return f"[{row}, {int(m.indices[position])}]"
+
+    bad = np.flatnonzero(~np.isfinite(m.data))
+    if bad.size:
+        raise DataError(f"matrix: non-finite value {m.data[bad[0]]} at {where(bad[0])}")
+    bad = np.flatnonzero(m.data < 0)
+    if bad.size:
+        raise DataError(
+            f"matrix: negative value {m.data[bad[0]]:g} at {where(bad[0])}; weights must not "
+            "be negative"
+        )
+    bad = np.flatnonzero(m.data > np.finfo(np.float32).max)
+    if bad.size:
+        raise DataError(
+            f"matrix: value {m.data[bad[0]]:g} at {where(bad[0])} does not fit in float32"
+        )
+    m = m.astype(np.float32)
+    m.eliminate_zeros()
+    if m.nnz == 0:
+        raise DataError(f"matrix: no interactions (shape {m.shape}, every value is zero)")
+    index_dtype = np.int32 if max(m.shape[1], m.nnz) < 2**31 else np.int64
+    m.indices = m.indices.astype(index_dtype, copy=False)
+    m.indptr = m.indptr.astype(index_dtype, copy=False)
+    m.has_sorted_indices = True
+    return m
+
+
+def _ids_in_order(ids: Sequence[object] | np.ndarray | None, n: int, name: str, what: str) -> IdMap:
+    """The id map of ``n`` rows or columns named ``ids`` in order (default ``0..n-1``)."""
+    if ids is None:
+        return IdMap(np.arange(n, dtype=np.int64), np.arange(n))
+    values = _normalise_ids(np.asarray(ids), name)
+    if values.size != n:
+        raise DataError(f"{name}: expected {n} ids (one per matrix {what}), got {values.size}")
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if same.size:
+        first, second = sorted(order[same[0] : same[0] + 2].tolist())
+        raise DataError(
+            f"{name}: id {values[first].item()!r} names {what}s {first} and {second}; ids must "
+            "be unique"
+        )
+    return IdMap(values, order)
+
+
 def interactions_from_codes(
     user_codes: np.ndarray,
     users: IdMap,
@@ -258,7 +368,7 @@ def interactions_from_codes(
     if i.size != n:
         raise DataError(f"user codes ({n}) and item codes ({i.size}) differ in length")
     w = _checked_column(weights, n, "weights", np.float32)
-    ts = _checked_column(timestamps, n, "timestamps", np.float64)
+    ts = _checked_column(_as_seconds(timestamps), n, "timestamps", np.float64)
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
         raise DataError(f"weights: negative weight {w[row]} at index {row}")
@@ -316,6 +426,21 @@ def _sorted_pair_keys(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndar
     np.bitwise_and(key, (1 << shift) - 1, out=order)
     np.right_shift(key, shift, out=key)
     return key, order
+
+
+def _as_seconds(values: Sequence[float] | np.ndarray | None) -> np.ndarray | None:
+    """Datetimes (numpy ``datetime64``) as Unix seconds; anything else as given."""
+    if values is None:
+        return None
+    arr = np.asarray(values)
+    if arr.dtype.kind != "M":
+        return arr
+    missing = np.isnat(arr)
+    if missing.any():
+        raise DataError(
+            f"timestamps: missing time (NaT) at index {int(np.flatnonzero(missing)[0])}"
+        )
+    return arr.astype("datetime64[s]").astype(np.int64).astype(np.float64)
 
 
 def _checked_column(
