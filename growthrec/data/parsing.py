@@ -31,7 +31,11 @@ _LAST_SECOND = 253_402_300_799
 
 
 def row_where(path: Path, row: int) -> str:
-    line = f" (line {row + 2})" if file_format(path) == "csv" else ""
+    """Where row ``row`` (from 0) is: ``row 5``, and ``(line 6)`` in a CSV file.
+
+    ``path`` may be a label without a suffix (``table``, for an in-memory table): rows only.
+    """
+    line = f" (line {row + 2})" if path.suffix and file_format(path) == "csv" else ""
     return f"row {row + 1}{line}"
 
 
