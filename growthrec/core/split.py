@@ -6,11 +6,17 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.core.interactions import Events, Interactions, interactions_from_events
+from growthrec.core.interactions import (
+    Events,
+    IdMap,
+    Interactions,
+    interactions_from_events,
+    interactions_from_matrix,
+)
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.errors import DataError, ParameterError
 
-__all__ = ["Split", "split_leave_one_out", "split_ratio", "split_temporal"]
+__all__ = ["Split", "split_from_parts", "split_leave_one_out", "split_ratio", "split_temporal"]
 
 
 @attrs.frozen
@@ -37,21 +43,21 @@ def _row_of_each_entry(matrix: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
 
+def _select(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
+    """The stored entries of ``m`` where ``mask`` is True, same shape (sorted rows stay sorted)."""
+    indptr = np.zeros(m.shape[0] + 1, dtype=m.indptr.dtype)
+    np.cumsum(np.bincount(_row_of_each_entry(m)[mask], minlength=m.shape[0]), out=indptr[1:])
+    out = sp.csr_matrix((m.data[mask], m.indices[mask], indptr), shape=m.shape)
+    out.has_sorted_indices = m.has_sorted_indices
+    return out
+
+
 def _split_by_mask(data: Interactions, held: np.ndarray, protocol: str, n_train_only: int) -> Split:
     m = data.matrix
-    rows = _row_of_each_entry(m)
     keep = ~held
-
-    def part(mask: np.ndarray) -> sp.csr_matrix:
-        indptr = np.zeros(m.shape[0] + 1, dtype=m.indptr.dtype)
-        np.cumsum(np.bincount(rows[mask], minlength=m.shape[0]), out=indptr[1:])
-        out = sp.csr_matrix((m.data[mask], m.indices[mask], indptr), shape=m.shape)
-        out.has_sorted_indices = True
-        return out
-
     timestamps = None if data.timestamps is None else data.timestamps[keep]
-    train = data.with_matrix(part(keep), timestamps)
-    return Split(train=train, test=part(held), protocol=protocol, n_train_only=n_train_only)
+    train = data.with_matrix(_select(m, keep), timestamps)
+    return Split(train=train, test=_select(m, held), protocol=protocol, n_train_only=n_train_only)
 
 
 def split_leave_one_out(
@@ -189,3 +195,130 @@ def split_temporal(
             "test_pairs_with_items_new_after_cutoff": int(np.count_nonzero(cold_item)),
         },
     )
+
+
+def split_from_parts(
+    train: Interactions | sp.spmatrix | sp.sparray | np.ndarray,
+    test: Interactions | sp.spmatrix | sp.sparray | np.ndarray,
+    *,
+    protocol: str = "given",
+) -> Split:
+    """A ``Split`` from train and test parts made elsewhere, to evaluate on your own split.
+
+    Each part is an ``Interactions`` or a customers x items matrix (which takes the other
+    part's ids, or ``0..n-1``); two matrices must have the same shape. Two ``Interactions`` may
+    have different id maps: test is mapped onto train's, and items only in test get a column
+    nobody bought in train (they count as misses, as in a temporal split). Test customers with
+    no train purchases cannot be ranked and are left out. ``counts`` reports both. A pair in
+    both parts is an error: lists never repeat what a customer bought in train, so it could
+    never be found.
+    """
+    if not isinstance(protocol, str) or not protocol.strip():
+        raise ParameterError(f"protocol={protocol!r}: expected a short text naming the split")
+    train_data, test_data = _given_parts(train, test)
+    train_data, test_matrix, unknown_users = _aligned(train_data, test_data)
+    bought = np.diff(train_data.matrix.indptr) > 0
+    cold = (np.diff(test_matrix.indptr) > 0) & ~bought
+    if cold.any():
+        test_matrix = _select(test_matrix, ~cold[_row_of_each_entry(test_matrix)])
+    if test_matrix.nnz == 0:
+        raise DataError("test: no held-out pair belongs to a customer with train purchases")
+    _refuse_overlap(train_data, test_matrix)
+    item_bought = np.bincount(train_data.matrix.indices, minlength=train_data.n_items) > 0
+    tested = np.diff(test_matrix.indptr) > 0
+    return Split(
+        train=train_data,
+        test=test_matrix,
+        protocol=protocol,
+        n_train_only=int(np.count_nonzero(bought & ~tested)),
+        counts={
+            "customers_only_in_test": unknown_users + int(np.count_nonzero(cold)),
+            "test_pairs_with_items_not_in_train": int(
+                np.count_nonzero(~item_bought[test_matrix.indices])
+            ),
+        },
+    )
+
+
+def _given_parts(train: object, test: object) -> tuple[Interactions, Interactions]:
+    """Both parts as ``Interactions``; a matrix takes the id maps of the other part."""
+
+    def convert(part: object, name: str, like: Interactions | None) -> Interactions:
+        if isinstance(part, Interactions):
+            return part
+        try:
+            data = interactions_from_matrix(part)
+        except DataError as exc:
+            raise DataError(f"{name}: {exc}") from None
+        if like is None:
+            return data
+        if data.matrix.shape != like.matrix.shape:
+            other = "test" if name == "train" else "train"
+            raise DataError(
+                f"{name}: the matrix is {_shape(data.matrix)} but {other} has "
+                f"{_shape(like.matrix)} (customers x items); row i and column j must mean the "
+                "same customer and item in both"
+            )
+        return Interactions(data.matrix, like.users, like.items)
+
+    if isinstance(train, Interactions):
+        return train, convert(test, "test", train)
+    if isinstance(test, Interactions):
+        return convert(train, "train", test), test
+    return (train_data := convert(train, "train", None)), convert(test, "test", train_data)
+
+
+def _shape(matrix: sp.csr_matrix) -> str:
+    return f"{matrix.shape[0]:,} x {matrix.shape[1]:,}"
+
+
+_KINDS = {"int": "integers", "str": "text"}
+
+
+def _aligned(train: Interactions, test: Interactions) -> tuple[Interactions, sp.csr_matrix, int]:
+    """Train (with a column for each item only in test) and test on train's id maps.
+
+    Also returns how many test customers with purchases are not in train's id map at all.
+    """
+    if train.users == test.users and train.items == test.items:
+        return train, test.matrix.tocsr(), 0
+    for what, ours, theirs in (
+        ("user", train.users, test.users),
+        ("item", train.items, test.items),
+    ):
+        if ours.kind != theirs.kind:
+            raise DataError(
+                f"train {what} ids are {_KINDS[ours.kind]} but test {what} ids are "
+                f"{_KINDS[theirs.kind]}; build both parts the same way"
+            )
+    new_items = test.items.ids[train.items.index(test.items.ids) < 0]
+    if new_items.size:
+        items = IdMap.from_ids(np.concatenate([train.items.ids, new_items]))
+        m = train.matrix
+        widened = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], len(items)))
+        train = Interactions(widened, train.users, items, train.timestamps)
+    t = test.matrix.tocsr()
+    user_index = train.users.index(test.users.ids)
+    rows = user_index[_row_of_each_entry(t)]
+    columns = train.items.index(test.items.ids)[t.indices]
+    known = rows >= 0
+    unknown_users = int(np.count_nonzero((np.diff(t.indptr) > 0) & (user_index < 0)))
+    matrix = sp.csr_matrix(
+        (t.data[known].astype(np.float32), (rows[known], columns[known])), shape=train.matrix.shape
+    )
+    matrix.sum_duplicates()
+    return train, matrix, unknown_users
+
+
+def _refuse_overlap(train: Interactions, test: sp.csr_matrix) -> None:
+    """A pair held out in test that is also in train is an error naming the first one."""
+    train_keys = _pair_keys(train.matrix)
+    test_keys = _pair_keys(test)
+    shared = test_keys[np.isin(test_keys, train_keys)]
+    if shared.size:
+        user, item = divmod(int(shared.min()), train.n_items)
+        raise DataError(
+            f"train and test share {shared.size:,} customer-item pair(s) (first: customer "
+            f"{train.users.external([user])[0]!s}, item {train.items.external([item])[0]!s}); "
+            "a held-out pair must not be in train"
+        )
