@@ -11,11 +11,18 @@ from growthrec._version import __version__
 from growthrec.backends.contract import Backend, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.backends.registry import available_backends, get_backend
-from growthrec.core.interactions import IdMap, Interactions, build_interactions
+from growthrec.core.interactions import (
+    Events,
+    IdMap,
+    Interactions,
+    build_interactions,
+    interactions_from_matrix,
+)
 from growthrec.core.model import Model
-from growthrec.core.split import Split, split_leave_one_out, split_ratio
+from growthrec.core.split import Split, split_from_parts, split_leave_one_out, split_ratio
 from growthrec.data.cleaning import Cleaning
-from growthrec.data.loading import Columns, load_events, read_interactions
+from growthrec.data.frames import events_from_table, interactions_from_table
+from growthrec.data.loading import Columns, LoadReport, load_events, read_interactions
 from growthrec.data.synthetic import generate_shop
 from growthrec.errors import (
     DataError,
@@ -36,6 +43,7 @@ from growthrec.pipeline.lists import (
     similar_items,
     user_indices,
 )
+from growthrec.pipeline.scores import basket_scores, scores
 from growthrec.store.modelfile import load_model, save_model
 
 __all__ = [
@@ -44,9 +52,11 @@ __all__ = [
     "Columns",
     "DataError",
     "Evaluation",
+    "Events",
     "GrowthrecError",
     "IdMap",
     "Interactions",
+    "LoadReport",
     "Model",
     "ModelFileError",
     "Param",
@@ -58,13 +68,17 @@ __all__ = [
     "UnknownIdError",
     "__version__",
     "available_backends",
+    "basket_scores",
     "build_interactions",
     "evaluate_backend",
     "evaluate_model",
+    "events_from_table",
     "fit_model",
     "generate_shop",
     "get_backend",
     "hookimpl",
+    "interactions_from_matrix",
+    "interactions_from_table",
     "load_events",
     "load_model",
     "make_split",
@@ -73,7 +87,9 @@ __all__ = [
     "recommend",
     "recommend_baskets",
     "save_model",
+    "scores",
     "similar_items",
+    "split_from_parts",
     "split_leave_one_out",
     "split_ratio",
     "user_indices",
