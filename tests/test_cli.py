@@ -101,6 +101,7 @@ def test_generate_writes_transactions_and_catalogue(tmp_path, capsys):
     assert set(summary) == {
         "transactions",
         "catalog",
+        "customers",
         "n_users",
         "n_items",
         "density",
@@ -118,10 +119,18 @@ def test_generate_writes_transactions_and_catalogue(tmp_path, capsys):
     assert list(rows[0]) == ["user_id", "item_id", "quantity", "timestamp"]
     assert {int(r["user_id"]) for r in rows} == set(range(1, 201))  # everyone bought once
     catalogue = read_transactions(tmp_path / "out" / "items.csv")
-    assert list(catalogue[0]) == ["item_id", "category", "price"]
+    assert list(catalogue[0]) == ["item_id", "category", "price", "brand", "line"]
     assert len(catalogue) == 40
     assert {r["item_id"] for r in rows} <= {r["item_id"] for r in catalogue}
-    assert sorted(p.name for p in target.parent.iterdir()) == ["items.csv", "tx.csv"]
+    customers = read_transactions(tmp_path / "out" / "customers.csv")
+    assert list(customers[0]) == ["user_id", "segment", "region"]
+    assert [int(r["user_id"]) for r in customers] == list(range(1, 201))
+    assert summary["customers"]["rows"] == 200
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "customers.csv",
+        "items.csv",
+        "tx.csv",
+    ]
 
 
 def test_generate_same_seed_same_bytes(tmp_path, capsys):
@@ -216,9 +225,11 @@ def test_prototype_commands(tmp_path, monkeypatch, capsys):
     code, out, err = run(capsys, *recommend.split())
     assert code == 0, err
     assert "Recommendations for user 42" in out
-    assert re.search(r"rank\s+item\s+score\s+category\s+price", out)
+    assert re.search(r"rank\s+item\s+score\s+category\s+price\s+brand\s+line", out)
     table = re.findall(
-        r"^\s*(\d+)\s+(SKU\d+)\s+(-?\d+\.\d{4})\s+(\w+)\s+(\d+\.?\d*)\s*$", out, re.M
+        r"^\s*(\d+)\s+(SKU\d+)\s+(-?\d+\.\d{4})\s+(\w+)\s+(\d+\.?\d*)\s+[\w-]+\s+L\d+\s*$",
+        out,
+        re.M,
     )
     assert [int(rank) for rank, *_ in table] == [1, 2, 3, 4, 5]
     items = [item for _, item, *_ in table]
@@ -270,7 +281,7 @@ def test_train_json_and_params_pass_through(shop, tmp_path, capsys):
     model = load_model(tmp_path / "svd.npz")
     assert dict(model.params) == {"factors": 6, "normalize": True, "n_iter": 3}
     assert model.arrays["item_factors"].shape == (data["n_items"], 6)
-    assert set(model.item_attributes) == {"category", "price"}
+    assert set(model.item_attributes) == {"category", "price", "brand", "line"}
 
 
 def test_train_param_factors_equals_factors_flag(shop, tmp_path, capsys):
@@ -351,7 +362,7 @@ def _check_result(result, bought_items: set[str], n: int, category: dict[str, st
     assert [row["rank"] for row in items] == list(range(1, n + 1))
     for row in items:
         assert set(row) == {"rank", "item", "score", "attributes"}
-        assert set(row["attributes"]) == {"category", "price"}
+        assert set(row["attributes"]) == {"category", "price", "brand", "line"}
         assert row["attributes"]["category"] == category[row["item"]]
     scores = [row["score"] for row in items]
     assert scores == sorted(scores, reverse=True)

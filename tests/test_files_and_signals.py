@@ -81,7 +81,7 @@ def test_generate_replaces_the_catalogue_when_named_or_forced(tmp_path, capsys):
         catalogue.write_bytes(b"old\n")
         code, _, err = run(capsys, "generate", *SMALL, "--output", tmp_path / "t.csv", *extra)
         assert (code, err) == (0, "")
-        assert catalogue.read_bytes().startswith(b'"item_id","category","price"\n')
+        assert catalogue.read_bytes().startswith(b'"item_id","category","price","brand","line"\n')
 
 
 def test_generate_replaces_the_output_it_was_given(tmp_path, capsys):
@@ -109,8 +109,8 @@ def test_generate_refuses_its_default_output_when_it_exists(tmp_path, capsys, mo
 def test_generate_output_that_is_its_own_catalogue_is_a_usage_error(tmp_path, capsys):
     message = assert_error(capsys, 2, "generate", *SMALL, "--output", tmp_path / "items.csv")
     assert message == (
-        f"error: --output and the catalogue are the same file ({tmp_path / 'items.csv'}); "
-        "give another --catalog-output"
+        f"error: --output and --catalog-output are the same file ({tmp_path / 'items.csv'}); "
+        "give each its own file"
     )
     assert list(tmp_path.iterdir()) == []
 

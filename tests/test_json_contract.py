@@ -142,7 +142,7 @@ def test_train(shop, tmp_path, capsys):
     assert data["n_interactions"] == len({(r["user_id"], r["item_id"]) for r in _rows(shop)})
     assert model["path"] == str(tmp_path / "svd.npz")
     assert model["bytes"] == (tmp_path / "svd.npz").stat().st_size
-    assert payload["catalog"]["columns"] == ["category", "price"]
+    assert payload["catalog"]["columns"] == ["category", "price", "brand", "line"]
 
 
 def test_recommend_ids_are_strings(shop, model_file, capsys):

@@ -3,9 +3,11 @@
 Customers belong to segments that favour some product categories. Categories hold product
 lines (an item and its refill, accessory or matching piece) whose popularity falls off like
 Zipf's law. Most customers buy little and a few buy a lot; they come back for the rest of a
-line they started and re-buy favourites. The generator is pure and seeded (no I/O) and
-vectorised: no Python loop over users or rows and no dense users x items array, so five million
-rows take a few seconds.
+line they started and re-buy favourites. Each line has a brand, and each brand is the one a
+segment likes best, so brand, product line and a customer's segment carry the signal that cold
+start needs (a product nobody has bought yet, a customer who has bought nothing). The generator
+is pure and seeded (no I/O) and vectorised: no Python loop over users or rows and no dense
+users x items array, so five million rows take a few seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.errors import ParameterError
 
-__all__ = ["CATEGORIES", "SyntheticShop", "generate_shop"]
+__all__ = ["BRANDS", "CATEGORIES", "REGIONS", "SEGMENTS", "SyntheticShop", "generate_shop"]
 
 _array_eq = attrs.cmp_using(eq=np.array_equal)
 
@@ -38,6 +40,27 @@ CATEGORIES: dict[str, float] = {
     "grocery": 6.0,
     "office": 10.0,
 }
+
+#: Customer segments as the customer file names them, one per generating segment.
+SEGMENTS = (
+    "students",
+    "families",
+    "seniors",
+    "gardeners",
+    "gamers",
+    "cooks",
+    "athletes",
+    "office",
+)
+#: Brands: the lines a segment likes best carry its brand (two labels per segment).
+BRANDS = tuple(
+    f"{name}-{n}"
+    for name in ("Acme", "Borealis", "Corvid", "Dunmore", "Elm", "Fjord", "Gale", "Heron")
+    for n in (1, 2)
+)
+#: Regions of the customer file; each segment lives mostly in two of them.
+REGIONS = ("north", "south", "east", "west", "centre")
+_HOME_REGION_SHARE = 0.7
 
 # Calibrated together, against tests/test_synthetic.py: on the default shop, PureSVD with 50
 # factors reaches a leave-one-out (latest) Hit@5 of about 0.62 and popularity far less.
@@ -81,6 +104,11 @@ class SyntheticShop:
     catalog_item_id: np.ndarray = attrs.field(eq=_array_eq)
     catalog_category: np.ndarray = attrs.field(eq=_array_eq)
     catalog_price: np.ndarray = attrs.field(eq=_array_eq)
+    catalog_brand: np.ndarray = attrs.field(eq=_array_eq)
+    catalog_line: np.ndarray = attrs.field(eq=_array_eq)
+    customer_id: np.ndarray = attrs.field(eq=_array_eq)
+    customer_segment: np.ndarray = attrs.field(eq=_array_eq)
+    customer_region: np.ndarray = attrs.field(eq=_array_eq)
 
 
 @attrs.frozen(eq=False)
@@ -173,8 +201,9 @@ def _offset_cdf(prob: np.ndarray) -> np.ndarray:
     return cdf.ravel()
 
 
-def _line_cdf(cat: _Catalogue, rng: np.random.Generator) -> np.ndarray:
-    """Flat CDF of each segment's choice of line within each category.
+def _line_cdf(cat: _Catalogue, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Flat CDF of each segment's choice of line within each category, and each segment's
+    taste for each line (segments x lines).
 
     Entry ``(s, l)`` is ``s * C + c + P(line <= l | segment s, category c)`` for a line ``l`` of
     category ``c``, so ``searchsorted`` of ``s * C + c + u`` draws a line of ``c`` for ``s``.
@@ -196,7 +225,7 @@ def _line_cdf(cat: _Catalogue, rng: np.random.Generator) -> np.ndarray:
     cdf = (cum - before[:, cat.line_category]) / (cum[:, last] - before)[:, cat.line_category]
     cdf[:, last] = 1.0
     cdf += cat.line_category + cat.n_categories * np.arange(_N_SEGMENTS)[:, None]
-    return cdf.ravel()
+    return cdf.ravel(), taste
 
 
 def _customers(
@@ -267,7 +296,7 @@ def generate_shop(
     rng = resolve_rng(seed)
     cat = _catalogue(n_items, rng)
     n_categories, n_lines = cat.n_categories, cat.line_start.size
-    line_cdf = _line_cdf(cat, rng)
+    line_cdf, taste = _line_cdf(cat, rng)
     segment, category_cdf, per_user = _customers(n_users, n_rows, cat, rng)
 
     # Rows are fresh choices, completions of a line (another item of a line chosen fresh) and
@@ -317,6 +346,10 @@ def generate_shop(
 
     order = np.argsort(timestamp, kind="stable")
     listing = np.argsort(cat.ids)  # the catalogue in SKU order
+    # Side attributes draw from a stream of their own: the purchases above do not change.
+    side = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    brand, line_name = _brands_and_lines(cat, taste, side)
+    region = _regions(segment, side)
     return SyntheticShop(
         user_id=user[order].astype(np.int64) + 1,
         item_id=cat.ids[item[order]],
@@ -325,4 +358,31 @@ def generate_shop(
         catalog_item_id=cat.ids[listing],
         catalog_category=np.asarray(list(CATEGORIES), dtype=str)[cat.category[listing]],
         catalog_price=cat.price[listing],
+        catalog_brand=brand[listing],
+        catalog_line=line_name[listing],
+        customer_id=np.arange(1, n_users + 1, dtype=np.int64),
+        customer_segment=np.asarray(SEGMENTS, dtype=str)[segment],
+        customer_region=region,
     )
+
+
+def _brands_and_lines(
+    cat: _Catalogue, taste: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's brand (that of the segment liking its line best) and product line name."""
+    n_lines = cat.line_start.size
+    fan = np.argmax(taste, axis=0)  # the segment that likes each line most
+    label = fan * 2 + rng.integers(0, 2, n_lines)
+    line = np.repeat(np.arange(n_lines), cat.line_size)
+    width = max(4, len(str(n_lines)))
+    names = np.char.add("L", np.char.zfill((rng.permutation(n_lines) + 1).astype(str), width))
+    return np.asarray(BRANDS, dtype=str)[label[line]], names[line]
+
+
+def _regions(segment: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each customer's region: mostly one of their segment's two home regions."""
+    home = (segment[:, None] + np.array([0, 2])) % len(REGIONS)
+    at_home = rng.random(segment.size) < _HOME_REGION_SHARE
+    which = home[np.arange(segment.size), rng.integers(0, 2, segment.size)]
+    anywhere = rng.integers(0, len(REGIONS), segment.size)
+    return np.asarray(REGIONS, dtype=str)[np.where(at_home, which, anywhere)]
