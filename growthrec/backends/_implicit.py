@@ -1,4 +1,4 @@
-"""What the factor backends share: the ``implicit`` import, seeds, scoring, cosine."""
+"""What the factor backends share: the ``implicit`` import, seeds, factors, scoring, cosine."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ __all__ = [
     "fit_errors",
     "import_implicit",
     "library_seed",
+    "user_factor_rows",
 ]
 
 #: How to get the optional dependency; named in the error a fit without it raises.
@@ -64,19 +65,25 @@ def library_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
 
 
+def user_factor_rows(
+    arrays: Arrays, users: np.ndarray, fold_in: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """User factors of a batch: the stored ones for known users, ``fold_in(new)`` for the
+    rows ``new`` of new customers (``users == -1``)."""
+    new = users < 0
+    if not new.any():
+        return arrays["user_factors"][users]
+    factors = np.empty((users.size, arrays["item_factors"].shape[1]), dtype=np.float32)
+    factors[~new] = arrays["user_factors"][users[~new]]
+    factors[new] = fold_in(new)
+    return factors
+
+
 def factor_scores(
     arrays: Arrays, users: np.ndarray, fold_in: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
-    """Scores of factor models: stored user factors for known users, ``fold_in(new)`` for the
-    rows ``new`` of new customers (``users == -1``), times the item factors."""
-    items = arrays["item_factors"]
-    new = users < 0
-    if not new.any():
-        return arrays["user_factors"][users] @ items.T
-    factors = np.empty((users.size, items.shape[1]), dtype=np.float32)
-    factors[~new] = arrays["user_factors"][users[~new]]
-    factors[new] = fold_in(new)
-    return factors @ items.T
+    """Scores of factor models: ``user_factor_rows`` times the item factors."""
+    return user_factor_rows(arrays, users, fold_in) @ arrays["item_factors"].T
 
 
 def cosine_similar_items(item_factors: np.ndarray, items: np.ndarray) -> np.ndarray:

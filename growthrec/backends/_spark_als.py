@@ -205,11 +205,15 @@ def fit_spark_als(
 
 
 def fit_matrix(
-    matrix: sp.csr_matrix, params: Mapping[str, Any], seed: int
+    matrix: sp.csr_matrix, params: Mapping[str, Any], seed: int, *, threads: int | None = None
 ) -> dict[str, np.ndarray]:
-    """The ``spark`` fit of an in-memory (weighted) matrix, on the running session or a
-    ``local[*]`` one started for it."""
-    with spark_session() as spark, spark_errors("backend 'spark'"):
+    """The ``spark`` fit of an in-memory (weighted) matrix, on the running session as it is,
+    or on a ``local[threads]`` one started for it (``local[*]`` without ``threads``)."""
+    from pyspark import SparkContext
+
+    running = SparkContext._active_spark_context is not None
+    master = None if running or threads is None else f"local[{int(threads)}]"
+    with spark_session(master) as spark, spark_errors("backend 'spark'"):
         ratings = ratings_from_matrix(spark, matrix)
         arrays, _ = fit_spark_als(ratings, *matrix.shape, params, seed)
     return arrays

@@ -5,15 +5,22 @@ dependency: ``pip install "growthrec[als]"``. Without it the backend still regis
 fitting says how to install it.
 
 Each bought (user, item) pair has preference p = 1 and confidence ``C = alpha * w``, where
-``w`` is the pair's value after the backend's own ``weighting`` (none, log1p or BM25) of the
-matrix it is given; pairs never bought have p = 0 and C = 1. That is ``implicit``'s own
+``w`` is the pair's value after the backend's own ``confidence`` transform (none, log1p or
+BM25) of the matrix it is given; pairs never bought have p = 0 and C = 1. That is ``implicit``'s own
 convention (since 0.5), so ``alpha`` means here what it means there; Hu et al.'s
 ``C = 1 + alpha * r`` differs only by the 1. The backend scales the values itself and hands
 ``implicit`` ``alpha=1``, which saves implicit a copy of the matrix.
 
 Known customers are scored with their learned factors, ``x_u · Y``. A customer not seen in
 training is folded in with the exact least-squares solve ALS makes for one user given fixed
-item factors (see ``fold_in``); no refit is needed.
+item factors (see ``fold_in``); no refit is needed. Scores are ``user_factors @ item_factors.T``
+for both, so lists are ranked by the pruned ``top_k_factors``.
+
+``confidence`` was called ``weighting`` before; the old name is still accepted (command line,
+Python, model files), as it was easily confused with the fit's ``--weighting``, which turns
+summed purchases into the matrix (binary, count, log1p) before any backend sees it. ``bm25``
+weights each bought pair by its item's rarity (idf over customers) and its customer's basket
+length (``implicit``'s ``bm25_weight`` on the users x items matrix).
 """
 
 from __future__ import annotations
@@ -27,19 +34,20 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends._implicit import (
     cosine_similar_items,
-    factor_scores,
     factor_specs,
     fit_errors,
     import_implicit,
     library_seed,
+    user_factor_rows,
 )
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.core.ranking import thread_count
+from growthrec.core.threads import thread_count
 
-__all__ = ["ALSBackend", "bm25_rows", "bm25_statistics", "confidence", "fold_in"]
+__all__ = ["CONFIDENCES", "ALSBackend", "bm25_rows", "bm25_statistics", "confidence", "fold_in"]
 
-WEIGHTINGS = ("none", "log1p", "bm25")
+#: How a bought pair's value becomes its confidence (before ``alpha``): the ``confidence`` choices.
+CONFIDENCES = ("none", "log1p", "bm25")
 
 
 def _row_sums(rows: sp.csr_matrix) -> np.ndarray:
@@ -75,8 +83,8 @@ def bm25_rows(
 
 
 def _weighted(rows: sp.csr_matrix, params: Mapping[str, Any], stats: Arrays) -> sp.csr_matrix:
-    """``rows`` weighted by the backend's ``weighting`` (BM25 uses the training ``stats``)."""
-    scheme = params["weighting"]
+    """``rows`` transformed by the backend's ``confidence`` (BM25 uses the training ``stats``)."""
+    scheme = params["confidence"]
     if scheme == "bm25":
         return bm25_rows(
             rows,
@@ -157,28 +165,31 @@ class ALSBackend:
         ),
         Param("iterations", 15, "ALS sweeps (users, then items)", minimum=1),
         Param(
-            "weighting",
+            "confidence",
             "none",
-            "weighting of the matrix inside the backend, before alpha",
-            choices=WEIGHTINGS,
+            "how a bought pair's weight w becomes its confidence, before alpha: none (w), log1p "
+            "(log(1 + w)) or bm25 (w by item rarity and basket length); old name: weighting",
+            choices=CONFIDENCES,
+            aliases=("weighting",),
         ),
         Param(
             "bm25_k1",
             100.0,
-            "BM25 K1 (term-frequency saturation), with weighting=bm25",
+            "BM25 K1 (term-frequency saturation), with confidence=bm25",
             minimum=0,
         ),
         Param(
             "bm25_b",
             0.8,
-            "BM25 B (basket-length normalisation), with weighting=bm25",
+            "BM25 B (basket-length normalisation), with confidence=bm25",
             minimum=0,
             maximum=1,
         ),
         Param(
             "threads",
             0,
-            "threads for implicit's solver; 0: every core (results do not depend on it)",
+            "threads for implicit's solver; 0: every core the process may use, within the "
+            "caller's threadpool limits (results do not depend on it)",
             minimum=0,
         ),
     )
@@ -187,8 +198,9 @@ class ALSBackend:
         self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
     ) -> Arrays:
         als = import_implicit(self.name, "implicit.cpu.als")
-        stats = bm25_statistics(matrix) if params["weighting"] == "bm25" else {}
+        stats = bm25_statistics(matrix) if params["confidence"] == "bm25" else {}
         confidences = confidence(_weighted(matrix, params, stats), params["alpha"])
+        threads = thread_count(params["threads"])  # read before BLAS is capped below
         # BLAS at one thread: implicit parallelises over users itself, and a threaded BLAS
         # under its OpenMP loop was measured 1.1–4x slower (PERFORMANCE.md).
         with threadpool_limits(1, "blas"):
@@ -199,7 +211,7 @@ class ALSBackend:
                 dtype=np.float32,
                 use_cg=True,
                 iterations=params["iterations"],
-                num_threads=thread_count(params["threads"]),
+                num_threads=threads,
                 random_state=library_seed(rng),
             )
             with fit_errors(self.name):
@@ -215,19 +227,30 @@ class ALSBackend:
     ) -> dict[str, ArraySpec]:
         """Both factor matrices, and BM25's training statistics when it weights the matrix."""
         specs = factor_specs(n_users, n_items, params["factors"])
-        if params["weighting"] == "bm25":
+        if params["confidence"] == "bm25":
             specs["bm25_idf"] = ArraySpec((n_items,), meaning="items")
             specs["bm25_average_length"] = ArraySpec((1,))
         return specs
 
-    def score(
+    def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
+        """The learned item factors: scores are ``user_factors @ item_factors.T``."""
+        return arrays["item_factors"]
+
+    def user_factors(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
+        """Learned factors of known customers; new ones folded in from ``rows``."""
+
         def fold_in_new(new: np.ndarray) -> np.ndarray:
             confidences = confidence(_weighted(rows[new], params, arrays), params["alpha"])
             return fold_in(arrays["item_factors"], confidences, params["regularization"])
 
-        return factor_scores(arrays, users, fold_in_new)
+        return user_factor_rows(arrays, users, fold_in_new)
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        return self.user_factors(arrays, params, rows, users) @ arrays["item_factors"].T
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray

@@ -5,13 +5,15 @@ BPR learns from which items were bought, not how often: the matrix values are ig
 
 ``implicit`` appends a column to both factor matrices: 1 for every user and the item's bias
 for every item, so ``user_factors @ item_factors.T`` is ``x_u · y_i + b_i``. The arrays are
-kept as ``implicit`` returns them, so scores equal ``implicit``'s.
+kept as ``implicit`` returns them, so scores equal ``implicit``'s, and the backend hands both
+(bias column included) to the pruned ranking ``top_k_factors`` through ``item_factors`` and
+``user_factors``.
 
 Reproducibility: ``implicit`` runs BPR's stochastic gradient steps on ``threads`` threads
 without locks (Hogwild), and each thread draws its own samples, so a fit with more than one
 thread differs from run to run even with the same seed. ``threads`` therefore defaults to 1,
-which gives bit-identical factors for the same seed; set ``threads=0`` (every core) for speed
-when that does not matter.
+which gives bit-identical factors for the same seed; set ``threads=0`` (every core the process
+may use, within the caller's threadpool limits) for speed when that does not matter.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends._implicit import (
     cosine_similar_items,
-    factor_scores,
     factor_specs,
     fit_errors,
     import_implicit,
     library_seed,
+    user_factor_rows,
 )
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.core.ranking import thread_count
+from growthrec.core.threads import thread_count
 
 __all__ = ["BPRBackend", "project_baskets"]
 
@@ -96,7 +98,8 @@ class BPRBackend:
         Param(
             "threads",
             1,
-            "threads for implicit's SGD; more is faster but not reproducible; 0: every core",
+            "threads for implicit's SGD; more is faster but not reproducible; 0: every core "
+            "the process may use, within the caller's threadpool limits",
             minimum=0,
         ),
     )
@@ -105,6 +108,7 @@ class BPRBackend:
         self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
     ) -> Arrays:
         bpr = import_implicit(self.name, "implicit.cpu.bpr")
+        threads = thread_count(params["threads"])  # read before BLAS is capped below
         with threadpool_limits(1, "blas"):
             model = bpr.BayesianPersonalizedRanking(
                 factors=params["factors"],
@@ -112,7 +116,7 @@ class BPRBackend:
                 regularization=params["regularization"],
                 dtype=np.float32,
                 iterations=params["iterations"],
-                num_threads=thread_count(params["threads"]),
+                num_threads=threads,
                 verify_negative_samples=params["verify_negative_samples"],
                 random_state=library_seed(rng),
             )
@@ -126,16 +130,26 @@ class BPRBackend:
         """Both factor matrices, each with implicit's extra column (user 1s, item biases)."""
         return factor_specs(n_users, n_items, params["factors"] + 1)
 
-    def score(
+    def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
+        """Item factors with implicit's bias column: scores are ``user_factors @ this.T``."""
+        return arrays["item_factors"]
+
+    def user_factors(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        return factor_scores(
+        """Learned factors (last column 1) of known customers; new ones projected from ``rows``."""
+        return user_factor_rows(
             arrays,
             users,
             lambda new: project_baskets(
                 arrays["item_factors"], rows[new], params["fold_in_regularization"]
             ),
         )
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        return self.user_factors(arrays, params, rows, users) @ arrays["item_factors"].T
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray

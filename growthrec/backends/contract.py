@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -12,13 +12,16 @@ import scipy.sparse as sp
 from growthrec.errors import ParameterError
 
 __all__ = [
+    "FACTOR_METHODS",
     "ArraySpec",
     "Arrays",
     "Backend",
+    "FactorMethods",
     "Param",
     "array_problem",
     "array_specs",
     "check_learned_arrays",
+    "dot_product_factors",
     "generic_array_limit",
     "resolve_params",
 ]
@@ -32,7 +35,11 @@ _FALSE = {"0", "false", "no", "off"}
 
 @attrs.frozen
 class Param:
-    """One backend parameter: its name, default (which fixes its type), help and valid range."""
+    """One backend parameter: its name, default (which fixes its type), help and valid range.
+
+    ``aliases`` are older names still accepted (on the command line, in Python and in model
+    files saved before a rename); ``resolve_params`` maps them to ``name``.
+    """
 
     name: str
     default: bool | int | float | str
@@ -40,14 +47,20 @@ class Param:
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def type(self) -> type:
         return type(self.default)
 
-    def coerce(self, value: Any, backend: str) -> bool | int | float | str:
-        """``value`` (possibly a command-line string) checked and converted to this type."""
-        where = f"{backend}: parameter {self.name}"
+    def coerce(
+        self, value: Any, backend: str, given: str | None = None
+    ) -> bool | int | float | str:
+        """``value`` (possibly a command-line string) checked and converted to this type.
+
+        ``given``: the name the caller used (an alias), which messages then name.
+        """
+        where = f"{backend}: parameter {given or self.name}"
         kind = self.type
         try:
             if kind is bool:
@@ -101,6 +114,21 @@ class Backend(Protocol):
     matrix's index arrays out of range, say). Without ``array_specs`` only generic checks apply:
     numeric arrays, finite floats, at most ``generic_array_limit`` elements each.
     A fit that diverges may raise ``FloatingPointError``; ``fit_model`` reports it in one line.
+
+    Optional pair of methods, for a model whose scores are a dot product of factors:
+    ``item_factors(arrays, params) -> (n_items, d)`` and ``user_factors(arrays, params, rows,
+    users) -> (len(users), d)``, with ``rows`` and ``users`` as ``score`` gets them (one batch
+    of customers at a time; a customer not seen in training, ``users == -1``, folded in from
+    ``rows``), such that ``score`` returns ``user_factors(...) @ item_factors(...).T``. With
+    both, lists are ranked by ``growthrec.core.ranking.top_k_factors``, which skips most of
+    the scores and is exact (the same lists as ranking every score, ties to the lower item
+    index); ``score`` still serves everything else. A backend with one of the two and not the
+    other is refused when it registers.
+
+    Threads: a backend that runs work in parallel has a ``threads`` parameter, 0 meaning every
+    core the process may use, and turns it into a count with
+    ``growthrec.core.threads.thread_count``, which never goes above a limit the caller set
+    (``threadpoolctl.threadpool_limits`` or ``OMP_NUM_THREADS``); BLAS is never raised above it.
     """
 
     name: str
@@ -125,18 +153,53 @@ class Backend(Protocol):
 
 
 def resolve_params(backend: Backend, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with ``given``, each checked and converted; unknown names are an error."""
+    """Defaults overlaid with ``given``, each checked and converted; unknown names are an error.
+
+    A parameter's old name (``Param.aliases``) is accepted for it; the result uses the new one.
+    """
     known = {p.name: p for p in backend.params}
-    unknown = sorted(set(given) - set(known))
+    alias_of = {alias: p.name for p in backend.params for alias in getattr(p, "aliases", ())}
+    unknown = sorted(set(given) - set(known) - set(alias_of))
     if unknown:
         valid = ", ".join(known) or "none"
         raise ParameterError(
             f"{backend.name}: unknown parameter {unknown[0]!r}; valid parameters: {valid}"
         )
+    used: dict[str, str] = {}  # parameter name -> the name the caller gave it under
+    for name in given:
+        canonical = alias_of.get(name, name)
+        if canonical in used:
+            old = name if used[canonical] == canonical else used[canonical]
+            raise ParameterError(
+                f"{backend.name}: {used[canonical]!r} and {name!r} name one parameter "
+                f"({old!r} is the old name of {canonical!r}); give one of them"
+            )
+        used[canonical] = name
     return {
-        name: p.coerce(given[name], backend.name) if name in given else p.default
+        name: p.coerce(given[used[name]], backend.name, used[name]) if name in used else p.default
         for name, p in known.items()
     }
+
+
+#: The optional pair of methods of a model that scores by a dot product of factors.
+FACTOR_METHODS = ("item_factors", "user_factors")
+
+#: ``item_factors(arrays, params)`` and ``user_factors(arrays, params, rows, users)``.
+FactorMethods = tuple[
+    Callable[[Arrays, Mapping[str, Any]], np.ndarray],
+    Callable[[Arrays, Mapping[str, Any], sp.csr_matrix, np.ndarray], np.ndarray],
+]
+
+
+def dot_product_factors(backend: Backend) -> FactorMethods | None:
+    """The backend's ``item_factors`` and ``user_factors`` methods, or ``None`` without both.
+
+    Looked up by name, never by class: a plugin gets the pruned ranking exactly as the
+    built-ins do.
+    """
+    items = getattr(backend, "item_factors", None)
+    users = getattr(backend, "user_factors", None)
+    return (items, users) if callable(items) and callable(users) else None
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.backends.itemknn import map_gram_row_blocks
-from growthrec.core.ranking import thread_count
+from growthrec.core.threads import thread_count
 from growthrec.errors import ParameterError
 
 __all__ = ["EASEBackend", "ease_weights"]
@@ -55,12 +55,16 @@ def _symmetrise_from_lower(a: np.ndarray, step: int = 256) -> None:
         diagonal[upper] = diagonal.T[upper]
 
 
-def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
-    """EASE's item x item matrix ``B`` (dense float32) for the weighted users x items matrix."""
+def ease_weights(matrix: sp.csr_matrix, l2: float, *, threads: int = 0) -> np.ndarray:
+    """EASE's item x item matrix ``B`` (dense float32) for the weighted users x items matrix.
+
+    ``threads`` (0: every core the process may use) build the Gram matrix and run LAPACK's
+    BLAS; never more than the caller's threadpool limits, so BLAS is never raised above them.
+    """
     from scipy.linalg import lapack
 
     n_items = matrix.shape[1]
-    cores = thread_count(0)
+    cores = thread_count(threads)
     gram = np.zeros((n_items, n_items), dtype=np.float32)
 
     def fill(start: int, stop: int, block: sp.csr_matrix) -> None:
@@ -104,6 +108,13 @@ class EASEBackend:
             "refuse to fit above this many items (memory grows with items²)",
             minimum=1,
         ),
+        Param(
+            "threads",
+            0,
+            "threads building and inverting XᵀX; 0: every core the process may use, within the "
+            "caller's threadpool limits",
+            minimum=0,
+        ),
     )
 
     def fit(
@@ -118,7 +129,9 @@ class EASEBackend:
                 f"raise it with --param max_items={n_items} (params={{'max_items': {n_items}}}) "
                 "if the machine has the memory, or use itemknn"
             )
-        return {"item_weights": ease_weights(matrix, params["l2"])}
+        return {
+            "item_weights": ease_weights(matrix, params["l2"], threads=params.get("threads", 0))
+        }
 
     def array_specs(
         self, params: Mapping[str, Any], n_users: int, n_items: int

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.core.ranking import thread_count
+from growthrec.core.threads import thread_count
 from growthrec.errors import ModelFileError, ParameterError
 
 __all__ = [
@@ -140,7 +140,8 @@ def item_neighbours(
 ) -> sp.csr_matrix:
     """Items x items CSR: each row's ``k`` largest entries of ``WᵀW`` (self a candidate, then
     dropped). With ``norms`` (cosine on unit columns), entries shrink by ``n_i n_j / (n_i n_j +
-    shrink)``, i.e. ``x_i·x_j / (‖x_i‖ ‖x_j‖ + shrink)``."""
+    shrink)``, i.e. ``x_i·x_j / (‖x_i‖ ‖x_j‖ + shrink)``. ``n_threads``: as ``thread_count``
+    (``None`` or 0: every core, within the caller's limits)."""
     n_items = weighted.shape[1]
     n_threads = thread_count(n_threads or 0)
     budget = (block_bytes or BLOCK_BYTES) // n_threads
@@ -223,6 +224,13 @@ class ItemKNNBackend:
         ),
         Param("bm25_k1", 1.2, "bm25 only: term-frequency saturation K1", minimum=0),
         Param("bm25_b", 0.75, "bm25 only: item length normalisation B", minimum=0, maximum=1),
+        Param(
+            "threads",
+            0,
+            "threads computing the item-item similarities; 0: every core the process may use, "
+            "within the caller's threadpool limits (results do not depend on it)",
+            minimum=0,
+        ),
     )
 
     def fit(
@@ -238,7 +246,11 @@ class ItemKNNBackend:
         else:
             weighted, norms = _unit_columns(matrix)
         similarity = item_neighbours(
-            weighted, params["neighbors"], norms=norms, shrink=params["shrink"]
+            weighted,
+            params["neighbors"],
+            norms=norms,
+            shrink=params["shrink"],
+            n_threads=thread_count(params.get("threads", 0)),  # added later: old callers omit it
         )
         return {
             "similarity_indptr": similarity.indptr.astype(np.int64),

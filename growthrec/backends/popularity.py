@@ -33,15 +33,14 @@ class PopularityBackend:
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        return np.broadcast_to(arrays["item_popularity"], (rows.shape[0], rows.shape[1]))
+        # A writable array of its own, like every backend's scores (not a read-only view).
+        return np.tile(arrays["item_popularity"], (rows.shape[0], 1))
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
     ) -> np.ndarray:
         """Everybody's neighbours are the best sellers: popularity knows no item-item relation."""
-        return np.broadcast_to(
-            arrays["item_popularity"], (len(items), arrays["item_popularity"].size)
-        )
+        return np.tile(arrays["item_popularity"], (len(items), 1))
 
 
 @hookimpl

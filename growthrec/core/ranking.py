@@ -11,7 +11,6 @@ lists as a full sort of every score, ties going to the lower item index.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from growthrec.core.threads import thread_count
 from growthrec.errors import ParameterError
 
 __all__ = [
@@ -57,16 +57,6 @@ _GROUPED_MIN_ITEMS = 512
 def batch_rows(n_items: int, batch_bytes: int = DEFAULT_BATCH_BYTES) -> int:
     """How many score rows of ``n_items`` float32 values fit in ``batch_bytes``."""
     return max(1, batch_bytes // (4 * max(n_items, 1)))
-
-
-def thread_count(n_threads: int) -> int:
-    """``n_threads``, or every core this process may use when it is 0."""
-    if n_threads > 0:
-        return n_threads
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +215,9 @@ def _run_batches(
     run: Callable[[int], None], starts: Iterable[int], n_threads: int, *, one_blas: bool = False
 ) -> None:
     """``run(start)`` for each batch start, on ``n_threads`` threads with BLAS at one each.
+
+    ``n_threads`` follows ``growthrec.core.threads.thread_count`` (0: every core, never more
+    than the caller's limit).
 
     On one thread BLAS keeps its own threads unless ``one_blas``: right for one large product
     per batch, wasteful for many small ones.

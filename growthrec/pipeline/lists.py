@@ -8,18 +8,15 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.backends.als import ALSBackend
-from growthrec.backends.contract import (
-    Backend,
-)
+from growthrec.backends.contract import Backend, dot_product_factors
 from growthrec.backends.registry import get_backend
-from growthrec.backends.svd import SVDBackend
 from growthrec.core.interactions import rows_from_baskets
 from growthrec.core.model import Model
 from growthrec.core.ranking import FactorBatch, top_k_batched, top_k_factors
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import (
     ParameterError,
+    PluginError,
     UnknownIdError,
 )
 
@@ -96,7 +93,7 @@ def _ranked(
         "allow_items": _item_indices(model, allow_items, "allow"),
         "n_threads": n_threads,
     }
-    factors = _dot_product_factors(impl, model, weighted, users)
+    factors = _factor_batches(impl, model, weighted, users)
     if factors is not None:
         user_batch, item_factors = factors
         return top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
@@ -107,13 +104,7 @@ def _ranked(
     return top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
 
 
-def _unit_rows(factors: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (zero rows stay zero), as the svd backend normalises."""
-    norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    return factors / np.where(norms > 0, norms, 1).astype(factors.dtype)
-
-
-def _dot_product_factors(
+def _factor_batches(
     impl: Backend,
     model: Model,
     weighted: Callable[[int, int], sp.csr_matrix],
@@ -121,24 +112,33 @@ def _dot_product_factors(
 ) -> tuple[FactorBatch, np.ndarray] | None:
     """User factors (batch by batch) and item factors when ``impl`` scores ``user · item``.
 
-    For the built-in factor models the scores ``score`` returns are exactly these products, so
-    ranking can skip most of them (``top_k_factors``). ``None`` for any other backend, and for
-    ALS customers not seen in training (their fold-in goes through ``score``).
+    A backend says so by having ``item_factors`` and ``user_factors`` (see ``Backend``); its
+    scores are then exactly these products, so ranking can skip most of them
+    (``top_k_factors``). ``None`` for any other backend.
     """
+    methods = dot_product_factors(impl)
+    if methods is None:
+        return None
+    item_factors_of, user_factors_of = methods
     arrays, params = model.arrays, model.params
-    if isinstance(impl, SVDBackend):
-        items = arrays["item_factors"]
-        normalize = params["normalize"]
+    items = np.asarray(item_factors_of(arrays, params))
+    n_items = model.train.n_items
+    if items.ndim != 2 or items.shape[0] != n_items:
+        raise PluginError(
+            f"backend {impl.name!r}: item_factors returned shape {items.shape}, expected "
+            f"({n_items}, factors)"
+        )
 
-        def svd_users(start: int, stop: int) -> np.ndarray:
-            user_factors = np.asarray(weighted(start, stop) @ items, dtype=np.float32)
-            return _unit_rows(user_factors) if normalize else user_factors
+    def user_batch(start: int, stop: int) -> np.ndarray:
+        out = np.asarray(user_factors_of(arrays, params, weighted(start, stop), users[start:stop]))
+        if out.shape != (stop - start, items.shape[1]):
+            raise PluginError(
+                f"backend {impl.name!r}: user_factors returned shape {out.shape}, expected "
+                f"({stop - start}, {items.shape[1]}) like its item_factors"
+            )
+        return out
 
-        return svd_users, _unit_rows(items) if normalize else items
-    if isinstance(impl, ALSBackend) and (users.size == 0 or users.min() >= 0):
-        known = arrays["user_factors"]
-        return (lambda start, stop: known[users[start:stop]]), arrays["item_factors"]
-    return None
+    return user_batch, items
 
 
 def _item_indices(model: Model, item_ids: Sequence[object] | None, what: str) -> np.ndarray | None:
