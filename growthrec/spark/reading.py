@@ -127,16 +127,37 @@ def _col(name: str) -> Column:
     return F.col(_quoted(name))
 
 
-def _read(spark: SparkSession, paths: Sequence[str], kind: str) -> DataFrame:
+def _read(
+    spark: SparkSession, paths: Sequence[str], kind: str, text: Sequence[str] = ()
+) -> DataFrame:
+    """The files as a frame; CSV columns named in ``text`` exactly as written (ids), the other
+    CSV columns of the type Spark infers over the whole file."""
+    from pyspark.sql import types as T
+
     where = ", ".join(paths)
     with spark_errors(where):
         if kind == "parquet":
             frame = spark.read.parquet(*paths)
         else:
-            # RFC 4180 quoting ("" inside quotes), as pyarrow reads CSV; types over the whole file.
-            frame = spark.read.csv(
-                list(paths), header=True, inferSchema=True, quote='"', escape='"', mode="FAILFAST"
+            # RFC 4180 quoting ("" inside quotes) and every space kept, as pyarrow reads CSV.
+            options: dict[str, Any] = {
+                "header": True,
+                "quote": '"',
+                "escape": '"',
+                "ignoreLeadingWhiteSpace": False,
+                "ignoreTrailingWhiteSpace": False,
+                "mode": "FAILFAST",
+            }
+            inferred = spark.read.csv(list(paths), inferSchema=True, **options).schema
+            # Inferred, "007" would be 7: the ids are read as text and become integers only
+            # where that cannot change one (``_integer_forms``). Inference is the pass it was.
+            schema = T.StructType(
+                [
+                    T.StructField(field.name, T.StringType()) if field.name in text else field
+                    for field in inferred.fields
+                ]
             )
+            frame = spark.read.csv(list(paths), schema=schema, **options)
     if not frame.columns:
         raise DataError(f"{where}: the file is empty")
     return frame
@@ -172,6 +193,49 @@ def _id_column(frame: DataFrame, name: str, rank: int, where: str) -> tuple[Colu
     raise DataError(
         f"{where}: column {name!r} has type {kind.simpleString()}; ids must be text or integers"
     )
+
+
+#: A canonical int64's text (``str(int(text)) == text``, the rule of ``growthrec.data``) before
+#: a suffix; patterns end with ``\z``, as Java's ``$`` also matches before a final line break.
+_CANONICAL = r"^(0|-?[1-9][0-9]{0,18})"
+#: The forms in which a CSV id column is read as integers: every id a canonical int64, or every
+#: one followed by ``.0`` (a float column as pandas writes it: ``17850.0`` is customer 17850).
+_INTEGER_SUFFIXES = ("", r"\.0")
+
+
+def _canonical(text: Column, suffix: str) -> Column:
+    """Whether ``text`` is a canonical int64 followed by ``suffix`` (no cast: nothing can fail)."""
+    from pyspark.sql import functions as F
+
+    digits = F.regexp_replace(text, "^-|" + suffix + r"\z", "")
+    limit = F.when(text.startswith("-"), "9223372036854775808").otherwise("9223372036854775807")
+    too_big = (F.length(digits) == 19) & (digits > limit)  # same length: text order is numeric
+    return text.rlike(_CANONICAL + suffix + r"\z") & ~too_big
+
+
+def _integer_checks(key: str) -> list[Column]:
+    """Per suffix of ``_INTEGER_SUFFIXES``, 1 if every present id of ``key`` has that form (null
+    if none is present), else 0: aggregates, so the whole column is checked where it lies."""
+    from pyspark.sql import functions as F
+
+    text = F.col(key)
+    return [
+        F.min(F.when(text.isNotNull(), _canonical(text, suffix).cast("int"))).alias(f"{key}{n}")
+        for n, suffix in enumerate(_INTEGER_SUFFIXES)
+    ]
+
+
+def _id_values(key: str, checks: Any) -> Column:
+    """The text ids of ``key`` as longs if ``checks`` (a row of ``_integer_checks``) says every
+    one is an integer in one form, else as text: as ``load_events`` reads a CSV id column."""
+    from pyspark.sql import functions as F
+
+    text = F.col(key)
+    for n, suffix in enumerate(_INTEGER_SUFFIXES):
+        if checks[f"{key}{n}"] != 0:  # null: no id at all, integers as in load_events
+            plain = F.regexp_replace(text, suffix + r"\z", "") if suffix else text
+            return plain.cast("long").alias(key)
+    return text.alias(key)
 
 
 def _number_column(frame: DataFrame, name: str) -> tuple[Column, Column]:
@@ -374,7 +438,10 @@ def load_pairs(
 
     ``path`` is one path or several (files, directories, globs, any URI the session can read);
     ``file_format`` is ``"csv"`` or ``"parquet"`` (default: from the names). The rules run in
-    the order and with the names of ``load_events``; each one's count is in the report.
+    the order and with the names of ``load_events``; each one's count is in the report. Ids
+    come back as written, by the rule of ``load_events``: a CSV id column is integers only when
+    every id is a canonical int64 (or every one is such an integer followed by ``.0``), checked
+    over the whole column inside Spark; else every id is its text.
     """
     from pyspark.sql import functions as F
 
@@ -385,7 +452,7 @@ def load_pairs(
     kind = file_format_of(paths, file_format)
     where = ", ".join(paths)
     with _sql_conf(spark, LOAD_SQL_CONF), spark_errors(where):
-        frame = _read(spark, paths, kind)
+        frame = _read(spark, paths, kind, text=(columns.user, columns.item))
         names = frame.columns
         weight = columns.weight or (
             DEFAULT_WEIGHT_COLUMN if DEFAULT_WEIGHT_COLUMN in names else None
@@ -428,6 +495,7 @@ def load_pairs(
                 F.sum(F.when(kept & below, rows)).alias("below"),
                 F.sum(F.when(kept, rows)).alias("kept"),
                 F.min("problem").alias("problem"),
+                *(check for key in ("u", "i") if kind == "csv" for check in _integer_checks(key)),
             ).first()
             if summary["problem"] is not None:
                 raise DataError(f"{where}: {summary['problem']['text']}")
@@ -442,9 +510,12 @@ def load_pairs(
             remaining = int(summary["kept"] or 0) - int(summary["below"] or 0)
 
             sums = F.sum(F.col("w").cast("float").cast("double") * rows) if weight else F.sum(rows)
+            # Text ids to integers only now, when the whole column is known (a one-to-one change:
+            # the pairs group as the texts did).
+            ids = [_id_values(key, summary) if kind == "csv" else key for key in ("u", "i")]
             pairs = (
                 grouped.filter(kept & ~F.coalesce(below, F.lit(False)))
-                .groupBy("u", "i")
+                .groupBy(*ids)
                 .agg(
                     sums.alias("value"),
                     (F.max("t") if stamp else F.lit(None).cast("double")).alias("time"),
