@@ -211,3 +211,29 @@ def test_from_python_uses_only_the_public_api():
         "evaluate_model",
     ):
         assert name in used, f"the From Python section shows no example of {name}"
+
+
+def test_every_python_path_named_in_the_readme_exists():
+    """``growthrec.x.y`` in prose and examples names a module or attribute that exists.
+
+    Console transcripts are left out: a table column may cut a long name short there.
+    """
+    text = re.sub(
+        r"^```console\n.*?^```", "", README.read_text(encoding="utf-8"), flags=re.S | re.M
+    )
+    paths = sorted(set(re.findall(r"\bgrowthrec(?:\.[A-Za-z_]\w*)+", text)))
+    assert len(paths) > 10
+    broken = []
+    for path in paths:
+        parts = path.split(".")
+        for depth in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:depth]))
+                break
+            except ImportError:
+                continue
+        for part in parts[depth:]:
+            found = getattr(found, part, None)
+        if found is None:
+            broken.append(path)
+    assert broken == []
