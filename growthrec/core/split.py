@@ -320,5 +320,6 @@ def _refuse_overlap(train: Interactions, test: sp.csr_matrix) -> None:
         raise DataError(
             f"train and test share {shared.size:,} customer-item pair(s) (first: customer "
             f"{train.users.external([user])[0]!s}, item {train.items.external([item])[0]!s}); "
-            "a held-out pair must not be in train"
+            "a held-out pair must not be in train (drop repeat purchases from test, as the "
+            "temporal protocol does)"
         )
