@@ -245,6 +245,7 @@ def test_spark_session_master_follows_threads_unless_one_is_running(monkeypatch)
 
     monkeypatch.setattr(_spark_als, "spark_session", fake_session)
     # The matrix is never read: the fake session stops the fit first.
+    monkeypatch.setattr(SparkContext, "_active_spark_context", None)  # as if none ran
     for threads_given in (3, None):
         with pytest.raises(Stop):
             _spark_als.fit_matrix(None, {}, 0, threads=threads_given)
