@@ -434,6 +434,10 @@ def _rank_by_norm(
         at_rows, at = later_slot[lo_entry:hi_entry] - start, later_at[lo_entry:hi_entry]
         active = np.arange(group.size)  # positions in ``group``
         lo, width = first, first
+        if np.median(reach[group]) >= n_pool - (n_pool - first) // 4:
+            # The bound spares these users almost nothing (flat item norms, as BPR's): one
+            # block to the end costs one selection where doubling steps would cost several.
+            width = n_pool - first
         while active.size:
             # Doubling steps: each one raises the users' k-th scores, which shortens the reach.
             width = max(min(width, BLOCK_CELLS // active.size), 4 * k, 64)
