@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from growthrec.core.features import Features, FeatureSpec, fit_features, parse_feature_list
 from growthrec.core.interactions import (
     Events,
     IdMap,
@@ -10,6 +11,7 @@ from growthrec.core.interactions import (
     factorize,
     interactions_from_codes,
     interactions_from_events,
+    interactions_from_matrix,
     rows_from_baskets,
 )
 from growthrec.core.metrics import (
@@ -31,7 +33,7 @@ from growthrec.core.model import Model
 from growthrec.core.ranking import top_k, top_k_batched
 from growthrec.core.sampling import rank_candidates, sample_candidates
 from growthrec.core.seeds import Seed, resolve_rng
-from growthrec.core.split import Split, split_leave_one_out, split_ratio
+from growthrec.core.split import Split, split_from_parts, split_leave_one_out, split_ratio
 from growthrec.core.weighting import WEIGHTINGS, apply_weighting
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "METRIC_NAMES",
     "WEIGHTINGS",
     "Events",
+    "FeatureSpec",
+    "Features",
     "IdMap",
     "Interactions",
     "Model",
@@ -48,15 +52,18 @@ __all__ = [
     "build_interactions",
     "catalog_coverage_at_k",
     "factorize",
+    "fit_features",
     "hit_matrix",
     "hit_rate_at_k",
     "interactions_from_codes",
     "interactions_from_events",
+    "interactions_from_matrix",
     "intra_list_diversity_at_k",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",
     "novelty_at_k",
+    "parse_feature_list",
     "precision_at_k",
     "rank_candidates",
     "ranking_metrics",
@@ -64,6 +71,7 @@ __all__ = [
     "resolve_rng",
     "rows_from_baskets",
     "sample_candidates",
+    "split_from_parts",
     "split_leave_one_out",
     "split_ratio",
     "top_k",

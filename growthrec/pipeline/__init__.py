@@ -13,16 +13,19 @@ from growthrec.pipeline.lists import (
     similar_items,
     user_indices,
 )
+from growthrec.pipeline.scores import basket_scores, scores
 
 __all__ = [
     "EXPORT_BATCH_USERS",
     "LARGE_WEIGHT",
+    "basket_scores",
     "fit_model",
     "known_items",
     "popular_items",
     "recommend",
     "recommend_baskets",
     "recommend_in_batches",
+    "scores",
     "similar_items",
     "user_indices",
 ]
