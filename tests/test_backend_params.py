@@ -12,6 +12,7 @@ from cli_helpers import assert_error, run_json
 import growthrec
 from growthrec.backends.contract import resolve_params
 from growthrec.backends.registry import BUILTIN_MODULES, available_backends, get_backend
+from growthrec.core.features import fit_features
 from growthrec.errors import ParameterError
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend
@@ -130,8 +131,12 @@ def test_every_builtin_backends_scores_are_writable(small_shop, backend) -> None
     if backend in ("als", "bpr"):
         pytest.importorskip("implicit")
     params = SMALL.get(backend, {})
-    model = fit_model(small_shop, backend, params, seed=0)
     impl = get_backend(backend)
+    features = None
+    if callable(getattr(impl, "fit_with_features", None)):  # content learns from features
+        groups = np.array([f"g{i % 3}" for i in range(small_shop.n_items)])
+        features = fit_features((("g", "category"),), {"g": groups}, small_shop.n_items)
+    model = fit_model(small_shop, backend, params, seed=0, item_features=features)
     users = np.arange(5)
     learned = {key: value.copy() for key, value in model.arrays.items()}
     scores = impl.score(model.arrays, model.params, small_shop.matrix[users], users)
@@ -156,3 +161,11 @@ def test_popularity_scores_are_each_rows_own(small_shop) -> None:
     scores[0] = 0  # one customer's row changed: the others and the model keep theirs
     np.testing.assert_array_equal(scores[1], buyers)
     np.testing.assert_array_equal(model.arrays["item_popularity"], buyers)
+
+
+def test_tune_grid_takes_the_old_name_too() -> None:
+    """benchmarks/real_data_results.sh tunes ``--grid weighting=none,bm25`` for als."""
+    from growthrec.evaluation.tuning import parse_space
+
+    space = parse_space(["weighting=none,bm25"], get_backend("als"))
+    assert space.choices == {"confidence": ("none", "bm25")}

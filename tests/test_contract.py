@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from growthrec.backends.registry import available_backends, get_backend, plugin_manager
+from growthrec.core.features import Features, fit_features
 from growthrec.core.interactions import Interactions
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
@@ -67,8 +68,16 @@ def backend(request) -> str:
     return request.param
 
 
+def _item_features(data: Interactions) -> Features:
+    """Five groups of items: what a backend that learns from item features is given."""
+    groups = np.array([f"group{i % 5}" for i in range(data.n_items)])
+    return fit_features((("group", "category"),), {"group": groups}, data.n_items)
+
+
 def _fit(data: Interactions, backend: str, seed: int = 0):
-    return fit_model(data, backend, PARAMS.get(backend, {}), seed=seed)
+    needs = callable(getattr(get_backend(backend), "fit_with_features", None))
+    features = _item_features(data) if needs else None
+    return fit_model(data, backend, PARAMS.get(backend, {}), seed=seed, item_features=features)
 
 
 def test_fit_returns_plain_numeric_arrays(small_shop, backend) -> None:

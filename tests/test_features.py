@@ -264,3 +264,14 @@ def test_damaged_feature_arrays_are_refused_in_one_line(tmp_path, change, messag
     text = str(caught.value)
     assert "\n" not in text and str(bad) in text
     assert message in text
+
+
+def test_weighted_ridge_map_equals_dense_numpy():
+    rng = np.random.default_rng(1)
+    dense = (rng.random((20, 5)) < 0.4).astype(np.float64)
+    factors = rng.normal(size=(20, 3))
+    weight = rng.random(20)
+    s = np.diag(weight)
+    reference = np.linalg.solve(dense.T @ s @ dense + 0.7 * np.eye(5), dense.T @ s @ factors)
+    ours = ridge_map(sp.csr_matrix(dense), factors, 0.7, sample_weight=weight)
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)

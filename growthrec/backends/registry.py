@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "growthrec.backends.itemknn",
     "growthrec.backends.ease",
     "growthrec.backends.spark",
+    "growthrec.backends.content",
 )
 
 

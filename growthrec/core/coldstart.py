@@ -8,17 +8,44 @@ interactions get a blend that moves from the mapped to the learned factors as th
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from growthrec.errors import ParameterError
 
-__all__ = ["blend_factors", "mapped_factors", "ridge_map"]
+__all__ = ["ColdStart", "blend_factors", "mapped_factors", "ridge_map"]
 
 
-def ridge_map(features: sp.csr_matrix, factors: np.ndarray, regularization: float) -> np.ndarray:
-    """``W`` (n_features, n_factors) minimising ``‖F W − V‖² + λ‖W‖²``, float32.
+@attrs.frozen
+class ColdStart:
+    """How features become factors: ridge ``regularization`` of the map, ``shrinkage`` of the
+    blend (buyers at which learned and mapped factors weigh the same), and ``feature_weight``
+    of the feature rows given to item-item backends."""
+
+    regularization: float = 1.0
+    shrinkage: float = 2.0
+    feature_weight: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("regularization", "feature_weight"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"cold start: {name}={value} must be a positive number")
+        if not (np.isfinite(self.shrinkage) and self.shrinkage >= 0):
+            raise ParameterError(f"cold start: shrinkage={self.shrinkage} must be at least 0")
+
+
+def ridge_map(
+    features: sp.csr_matrix,
+    factors: np.ndarray,
+    regularization: float,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """``W`` (n_features, n_factors) minimising ``Σ_i s_i ‖F_i W − V_i‖² + λ‖W‖²``, float32.
+
+    ``sample_weight`` (``s``, default 1) says how much each row's factors are to be trusted.
 
     Solved in the smaller of its two forms: ``(FᵀF + λI)⁻¹ FᵀV`` when there are fewer features
     than rows, ``Fᵀ(FFᵀ + λI)⁻¹V`` otherwise (the same ``W``, by the push-through identity).
@@ -30,6 +57,12 @@ def ridge_map(features: sp.csr_matrix, factors: np.ndarray, regularization: floa
         raise ParameterError(f"ridge map: {n_rows} feature rows but {factors.shape[0]} factor rows")
     f = sp.csr_matrix(features, dtype=np.float64)
     v = np.asarray(factors, dtype=np.float64)
+    if sample_weight is not None:
+        root = np.sqrt(np.asarray(sample_weight, dtype=np.float64))
+        if root.shape != (n_rows,) or not np.isfinite(root).all():
+            raise ParameterError("ridge map: sample_weight needs one finite weight >= 0 per row")
+        f = sp.csr_matrix(sp.diags(root) @ f)
+        v = root[:, None] * v
     if n_features <= n_rows:
         gram = (f.T @ f).toarray()
         gram[np.diag_indices_from(gram)] += regularization

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions
 
@@ -40,3 +41,4 @@ class Model:
     item_features: Features | None = attrs.field(default=None, eq=False)
     user_features: Features | None = attrs.field(default=None, eq=False)
     coldstart: Mapping[str, np.ndarray] = attrs.field(factory=dict, eq=False)
+    coldstart_options: ColdStart = attrs.field(factory=ColdStart)

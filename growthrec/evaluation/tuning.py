@@ -40,12 +40,14 @@ class Trial:
 def parse_space(specs: Sequence[str], backend: Backend) -> SearchSpace:
     """``name=a,b,c`` (choices) and ``name=low..high`` (a range) into a checked search space."""
     known = {p.name: p for p in backend.params}
+    alias_of = {alias: p.name for p in backend.params for alias in getattr(p, "aliases", ())}
     choices: dict[str, tuple[Any, ...]] = {}
     ranges: dict[str, tuple[float, float]] = {}
     for spec in specs:
         name, sep, values = (part.strip() for part in spec.partition("="))
         if not sep or not name or not values:
             raise ParameterError(f"--grid {spec!r}: expected NAME=V1,V2 or NAME=LOW..HIGH")
+        name = alias_of.get(name, name)  # a renamed parameter's old name names it too
         if name not in known:
             valid = ", ".join(known) or "none"
             raise ParameterError(

@@ -16,6 +16,8 @@ from growthrec.backends.contract import (
     resolve_params,
 )
 from growthrec.backends.registry import get_backend
+from growthrec.core.coldstart import ColdStart
+from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions
 from growthrec.core.model import Model
 from growthrec.core.seeds import resolve_rng
@@ -26,6 +28,7 @@ from growthrec.errors import (
     ParameterError,
     PluginError,
 )
+from growthrec.pipeline.coldstart import feature_rows, fit_coldstart, item_features_as_rows
 
 __all__ = ["LARGE_WEIGHT", "fit_model"]
 
@@ -38,14 +41,31 @@ def fit_model(
     weighting: str = "binary",
     seed: int | None = None,
     item_attributes: Mapping[str, np.ndarray] | None = None,
+    item_features: Features | None = None,
+    user_features: Features | None = None,
+    coldstart: ColdStart | None = None,
 ) -> Model:
     """Fit the backend called ``backend`` on ``data`` (weighted by ``weighting``) into a Model.
 
     A fit that diverges (NaN or infinity) or learns nothing (all-zero factors) is refused with
     one line naming the likely cause (weights too large, parameters, too little data).
+
+    ``item_features`` (a row per item of ``data``, products nobody bought included) and
+    ``user_features`` (a row per customer) give every backend cold start (see
+    ``growthrec.pipeline.coldstart``); ``coldstart`` sets how.
     """
     impl = get_backend(backend)
     resolved = resolve_params(impl, params or {})
+    options = coldstart or ColdStart()
+    for name, features, rows in (
+        ("item_features", item_features, data.n_items),
+        ("user_features", user_features, data.n_users),
+    ):
+        if features is not None and features.matrix.shape[0] != rows:
+            raise DataError(
+                f"{name}: {features.matrix.shape[0]} rows for {rows} "
+                f"{'items' if name == 'item_features' else 'customers'}"
+            )
     matrix = apply_weighting(data.matrix, weighting)
     if not np.isfinite(matrix.data).all():
         raise DataError(
@@ -56,15 +76,48 @@ def fit_model(
         # Overflow warnings would print beside the one-line error; the checks below decide.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            arrays = dict(impl.fit(matrix, resolved, resolve_rng(seed)))
+            arrays = dict(_fit(impl, matrix, resolved, seed, item_features, options))
     except FloatingPointError:
         raise _fit_failure(impl, "the fit diverged (NaN)", data, matrix, params) from None
     _check_arrays(impl, arrays, resolved, data, matrix, params or {})
+    cold = fit_coldstart(
+        impl, arrays, resolved, data.matrix, weighting, item_features, user_features, options
+    )
     attributes = {k: np.asarray(v).astype(str) for k, v in (item_attributes or {}).items()}
     for key, values in attributes.items():
         if values.shape != (data.n_items,):
             raise DataError(f"item attribute {key!r}: expected {data.n_items} values")
-    return Model(backend, resolved, arrays, data, weighting, seed, attributes)
+    return Model(
+        backend,
+        resolved,
+        arrays,
+        data,
+        weighting,
+        seed,
+        attributes,
+        item_features=item_features,
+        user_features=user_features,
+        coldstart=cold,
+        coldstart_options=options,
+    )
+
+
+def _fit(
+    impl: Backend,
+    matrix: sp.csr_matrix,
+    params: Mapping[str, Any],
+    seed: int | None,
+    item_features: Features | None,
+    options: ColdStart,
+) -> Mapping[str, np.ndarray]:
+    """The backend's fit, given the item features the way it takes them (if it takes them)."""
+    rng = resolve_rng(seed)
+    with_features = getattr(impl, "fit_with_features", None)
+    if item_features is not None and callable(with_features):
+        return with_features(matrix, item_features.matrix, params, rng)
+    if item_features is not None and item_features_as_rows(impl):
+        return impl.fit(feature_rows(matrix, item_features, options.feature_weight), params, rng)
+    return impl.fit(matrix, params, rng)
 
 
 def _check_arrays(

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from growthrec.backends.contract import Backend, dot_product_factors
 from growthrec.backends.registry import get_backend
+from growthrec.core.coldstart import blend_factors, mapped_factors
 from growthrec.core.interactions import rows_from_baskets
 from growthrec.core.model import Model
 from growthrec.core.ranking import FactorBatch, top_k_batched, top_k_factors
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import (
+    DataError,
     ParameterError,
     PluginError,
     UnknownIdError,
@@ -22,11 +24,14 @@ from growthrec.errors import (
 
 __all__ = [
     "EXPORT_BATCH_USERS",
+    "customer_rows",
     "known_items",
     "popular_items",
     "recommend",
     "recommend_baskets",
     "recommend_in_batches",
+    "recommend_new_customers",
+    "row_scores",
     "similar_items",
     "user_indices",
 ]
@@ -80,12 +85,17 @@ def _ranked(
     exclude_items: Sequence[object] | None,
     allow_items: Sequence[object] | None,
     n_threads: int,
+    mapped_users: np.ndarray | None = None,
+    lookalike: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of ``rows`` (raw purchases, also what ``exclude_seen`` excludes); ``lookalike``
+    (already weighted) is added to the weighted rows for scoring only."""
     impl = get_backend(model.backend)
 
     def weighted(start: int, stop: int) -> sp.csr_matrix:
         # Batch by batch: no weighted copy of every row at once, and it runs on the threads.
-        return apply_weighting(rows[start:stop], model.weighting)
+        out = apply_weighting(rows[start:stop], model.weighting)
+        return out if lookalike is None else sp.csr_matrix(out + lookalike[start:stop])
 
     options = {
         "exclude_rows": rows if exclude_seen else None,
@@ -93,13 +103,13 @@ def _ranked(
         "allow_items": _item_indices(model, allow_items, "allow"),
         "n_threads": n_threads,
     }
-    factors = _factor_batches(impl, model, weighted, users)
+    factors = _factor_batches(impl, model, weighted, users, mapped_users)
     if factors is not None:
         user_batch, item_factors = factors
         return top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
 
     def score_batch(start: int, stop: int) -> np.ndarray:
-        return impl.score(model.arrays, model.params, weighted(start, stop), users[start:stop])
+        return row_scores(model, impl, weighted(start, stop), users[start:stop])
 
     return top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
 
@@ -109,19 +119,24 @@ def _factor_batches(
     model: Model,
     weighted: Callable[[int, int], sp.csr_matrix],
     users: np.ndarray,
+    mapped_users: np.ndarray | None = None,
 ) -> tuple[FactorBatch, np.ndarray] | None:
     """User factors (batch by batch) and item factors when ``impl`` scores ``user · item``.
 
     A backend says so by having ``item_factors`` and ``user_factors`` (see ``Backend``); its
     scores are then exactly these products, so ranking can skip most of them
-    (``top_k_factors``). ``None`` for any other backend.
+    (``top_k_factors``). ``None`` for any other backend. A model fitted with item features
+    ranks with its cold-start item factors (learned blended with mapped, see
+    ``growthrec.pipeline.coldstart``); ``mapped_users``, factors of new customers from their
+    features, are blended with their fold-in by basket size.
     """
     methods = dot_product_factors(impl)
     if methods is None:
         return None
     item_factors_of, user_factors_of = methods
     arrays, params = model.arrays, model.params
-    items = np.asarray(item_factors_of(arrays, params))
+    cold = model.coldstart.get("item_factors")
+    items = np.asarray(item_factors_of(arrays, params) if cold is None else cold)
     n_items = model.train.n_items
     if items.ndim != 2 or items.shape[0] != n_items:
         raise PluginError(
@@ -130,7 +145,12 @@ def _factor_batches(
         )
 
     def user_batch(start: int, stop: int) -> np.ndarray:
-        out = np.asarray(user_factors_of(arrays, params, weighted(start, stop), users[start:stop]))
+        rows = weighted(start, stop)
+        out = np.asarray(user_factors_of(arrays, params, rows, users[start:stop]))
+        if mapped_users is not None:
+            sizes = np.diff(rows.indptr)
+            shrinkage = model.coldstart_options.shrinkage
+            out = blend_factors(out, mapped_users[start:stop], sizes, shrinkage)
         if out.shape != (stop - start, items.shape[1]):
             raise PluginError(
                 f"backend {impl.name!r}: user_factors returned shape {out.shape}, expected "
@@ -233,7 +253,33 @@ def recommend_baskets(
 
     The backend folds each basket in (no refit); the basket's own items are excluded by default.
     """
-    rows = rows_from_baskets(model.train.items, baskets)
+    return recommend_new_customers(
+        model,
+        baskets,
+        k=k,
+        exclude_seen=exclude_seen,
+        exclude_items=exclude_items,
+        allow_items=allow_items,
+    )
+
+
+def recommend_new_customers(
+    model: Model,
+    baskets: Sequence[Sequence[object]] | None = None,
+    features: Mapping[str, Sequence[object]] | None = None,
+    k: int = 10,
+    *,
+    exclude_seen: bool = True,
+    exclude_items: Sequence[object] | None = None,
+    allow_items: Sequence[object] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` for customers not in training: from a basket, from their features, or both.
+
+    ``baskets`` holds each customer's item ids (empty for one who bought nothing);
+    ``features`` each customer feature column the model learned (``model.user_features``),
+    one value per customer. See ``customer_rows`` for how the two combine.
+    """
+    rows, mapped, lookalike = customer_rows(model, baskets, features)
     users = np.full(rows.shape[0], -1, dtype=np.int64)
     return _ranked(
         model,
@@ -244,7 +290,86 @@ def recommend_baskets(
         exclude_items=exclude_items,
         allow_items=allow_items,
         n_threads=1,
+        mapped_users=mapped,
+        lookalike=lookalike,
     )
+
+
+def customer_rows(
+    model: Model,
+    baskets: Sequence[Sequence[object]] | None,
+    features: Mapping[str, Sequence[object]] | None,
+) -> tuple[sp.csr_matrix, np.ndarray | None, sp.csr_matrix | None]:
+    """New customers as the ranking takes them: their baskets (raw purchase rows), and either
+    mapped factors or weighted look-alike rows to add to them (or neither).
+
+    A dot-product model with a customer map (fitted with ``user_features``) gets the mapped
+    factors, blended with each basket's fold-in by its size. Any other model gets, in each row,
+    the basket plus the mean purchases of training customers with the same feature values,
+    weighted ``shrinkage / (basket size + shrinkage)``: with no basket, the best sellers among
+    customers like this one.
+    """
+    n = None if baskets is None else len(baskets)
+    if features is not None:
+        lengths = {len(v) for v in features.values()}
+        if len(lengths) > 1 or (n is not None and lengths and lengths != {n}):
+            raise DataError("customer features: give one value per customer in every column")
+        n = lengths.pop() if lengths else (n or 0)
+    if n is None:
+        raise ParameterError("new customers: give baskets, features, or both")
+    rows = rows_from_baskets(model.train.items, baskets if baskets is not None else [[]] * n)
+    if features is None:
+        return rows, None, None
+    if model.user_features is None:
+        raise ParameterError(
+            "customer features: this model was fitted without customer features (train it with "
+            "--customers FILE --user-features COLUMNS)"
+        )
+    wanted = [spec.column for spec in model.user_features.specs]
+    missing = [c for c in wanted if c not in features]
+    if missing:
+        raise DataError(
+            f"customer features: no value for {missing[0]!r}; the model uses {', '.join(wanted)}"
+        )
+    encoded = model.user_features.encode(
+        {c: np.asarray(list(features[c]), dtype=object) for c in wanted}, n
+    )
+    unknown = (np.diff(encoded.indptr) == 0) & (np.diff(rows.indptr) == 0)
+    if unknown.any():
+        at = int(np.flatnonzero(unknown)[0])
+        raise DataError(
+            f"new customer {at + 1}: no basket and no feature value the model knows "
+            f"({', '.join(f'{c}={features[c][at]!s}' for c in wanted)})"
+        )
+    user_map = model.coldstart.get("user_map")
+    if user_map is not None:
+        return rows, mapped_factors(encoded, user_map), None
+    return rows, None, _lookalike_rows(model, encoded, np.diff(rows.indptr))
+
+
+def _lookalike_rows(model: Model, encoded: sp.csr_matrix, sizes: np.ndarray) -> sp.csr_matrix:
+    """Per new customer, the mean purchases of training customers sharing their features,
+    weighted by basket size as ``customer_rows`` says."""
+    assert model.user_features is not None
+    similarity = sp.csr_matrix(encoded @ model.user_features.matrix.T)
+    mean = sp.csr_matrix(similarity @ apply_weighting(model.train.matrix, model.weighting))
+    totals = np.asarray(similarity.sum(axis=1)).ravel()
+    shrinkage = model.coldstart_options.shrinkage
+    weight = np.divide(shrinkage, sizes + shrinkage, out=np.ones(sizes.size), where=sizes > 0)
+    scale = np.divide(weight, totals, out=np.zeros_like(totals), where=totals > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ mean, dtype=np.float32)
+
+
+def row_scores(
+    model: Model, impl: Backend, weighted: sp.csr_matrix, users: np.ndarray
+) -> np.ndarray:
+    """Every item's score for weighted purchase ``rows``: the backend's ``score``, or for a
+    model with cold-start item factors, its user factors times those."""
+    cold = model.coldstart.get("item_factors")
+    methods = dot_product_factors(impl)
+    if cold is None or methods is None:
+        return impl.score(model.arrays, model.params, weighted, users)
+    return np.asarray(methods[1](model.arrays, model.params, weighted, users)) @ cold.T
 
 
 def similar_items(model: Model, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from growthrec.core.model import Model
 from growthrec.core.ranking import batch_rows
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError, PluginError
+from growthrec.pipeline.lists import row_scores
 
 __all__ = ["basket_scores", "scores"]
 
@@ -73,7 +74,7 @@ def _scored(model: Model, rows: sp.csr_matrix, users: np.ndarray, exclude_seen: 
     for start in range(0, users.size, step):
         stop = min(start + step, users.size)
         weighted = apply_weighting(rows[start:stop], model.weighting)
-        batch = np.asarray(impl.score(model.arrays, model.params, weighted, users[start:stop]))
+        batch = np.asarray(row_scores(model, impl, weighted, users[start:stop]))
         if batch.shape != (stop - start, n_items):
             raise PluginError(
                 f"backend {impl.name!r}: score returned shape {batch.shape} for "

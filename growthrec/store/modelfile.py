@@ -23,6 +23,7 @@ from growthrec.backends.contract import (
     resolve_params,
 )
 from growthrec.backends.registry import available_backends
+from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import FEATURE_KINDS, Features, FeatureSpec
 from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
@@ -84,6 +85,8 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
             ]
             arrays.update(_feature_arrays(_FEATURES[side], features))
     arrays.update({_COLDSTART + k: np.asarray(v) for k, v in model.coldstart.items()})
+    if model.item_features or model.user_features:
+        meta["coldstart"] = attrs.asdict(model.coldstart_options)
     if not (model.item_features or model.user_features or model.coldstart):
         meta["format_version"] = 1
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
@@ -291,7 +294,20 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
         item_features=features.get("item"),
         user_features=features.get("user"),
         coldstart={k: v.astype(np.float32) for k, v in coldstart.items()},
+        coldstart_options=_coldstart_options(meta),
     )
+
+
+def _coldstart_options(meta: dict) -> ColdStart:
+    given = meta.get("coldstart", {})
+    if not isinstance(given, dict) or set(given) - {f.name for f in attrs.fields(ColdStart)}:
+        raise _Damaged(f"coldstart is {given!r:.80}, expected the cold-start options")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given.values()):
+        raise _Damaged(f"coldstart is {given!r:.80}, expected numbers")
+    try:
+        return ColdStart(**given)
+    except ParameterError as exc:
+        raise _Damaged(str(exc)) from None
 
 
 def _feature_meta(
