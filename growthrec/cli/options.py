@@ -11,25 +11,37 @@ import numpy as np
 from rich.table import Table
 
 from growthrec.cli.output import Output
+from growthrec.core.coldstart import ColdStart
+from growthrec.core.features import Features, parse_feature_list
 from growthrec.core.interactions import Events
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.data.cleaning import Cleaning
+from growthrec.data.features import FeatureSources, load_features
 from growthrec.data.loading import Columns, LoadReport, load_events
 from growthrec.data.parsing import TIME_UNITS
-from growthrec.data.presets import PRESETS, Preset, catalog_for, get_preset
-from growthrec.errors import ParameterError
+from growthrec.data.presets import (
+    PRESETS,
+    Preset,
+    catalog_for,
+    default_catalog_path,
+    get_preset,
+    preset_file,
+)
+from growthrec.errors import DataError, ParameterError
 
 __all__ = [
     "LoadedData",
     "add_backend_options",
     "add_cleaning_options",
     "add_data_options",
+    "add_feature_options",
     "add_json_option",
     "add_threads_option",
     "add_weighting_and_seed",
     "backend_params",
     "data_options",
     "dialect_options",
+    "feature_sources",
     "load_data",
     "load_report_table",
     "positive_int",
@@ -129,6 +141,72 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True) 
         "--catalog-item-col", default=None, help="item id column of the catalogue (item_id)"
     )
     add_cleaning_options(parser)
+    add_feature_options(parser)
+
+
+_COLD_DEFAULTS = ColdStart()
+
+
+def add_feature_options(parser: argparse.ArgumentParser) -> None:
+    """Item and customer features for cold start, and how they become factors."""
+    group = parser.add_argument_group(
+        "features (cold start: products nobody bought, customers who bought nothing)"
+    )
+    group.add_argument(
+        "--item-features",
+        default=None,
+        metavar="SPEC",
+        help="catalogue columns as features, each COLUMN[:KIND] with KIND category (default), "
+        "multi (values split on |), numeric (quantile buckets) or text (TF-IDF words), e.g. "
+        "brand,line,price:numeric,title:text; catalogue products nobody bought join the model",
+    )
+    group.add_argument(
+        "--customers",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="customer file for --user-features (default: the preset's, or customers.csv "
+        "beside --data)",
+    )
+    group.add_argument(
+        "--customer-col", default=None, help="customer id column of --customers (user_id)"
+    )
+    group.add_argument(
+        "--user-features",
+        default=None,
+        metavar="SPEC",
+        help="customer file columns as features, as --item-features, e.g. segment,region",
+    )
+    group.add_argument(
+        "--features",
+        action="store_true",
+        help="the preset's features (movielens: genres, title; online-retail: Description, "
+        "UnitPrice, and Country of customers)",
+    )
+    group.add_argument(
+        "--coldstart-shrinkage",
+        type=float,
+        default=_COLD_DEFAULTS.shrinkage,
+        metavar="N",
+        help="buyers at which an item's learned and feature-mapped factors weigh the same "
+        f"(default {_COLD_DEFAULTS.shrinkage:g})",
+    )
+    group.add_argument(
+        "--coldstart-regularization",
+        type=float,
+        default=_COLD_DEFAULTS.regularization,
+        metavar="L2",
+        help=f"ridge penalty of the map from features to factors (default "
+        f"{_COLD_DEFAULTS.regularization:g})",
+    )
+    group.add_argument(
+        "--feature-weight",
+        type=float,
+        default=_COLD_DEFAULTS.feature_weight,
+        metavar="W",
+        help="weight of the feature rows itemknn and ease learn from "
+        f"(default {_COLD_DEFAULTS.feature_weight:g})",
+    )
 
 
 def add_cleaning_options(
@@ -179,12 +257,21 @@ def add_cleaning_options(
 
 @attrs.frozen
 class LoadedData:
-    """What a command read: the events, what cleaning did, and the catalogue's item columns."""
+    """What a command read: the events, what cleaning did, the catalogue's item columns, and
+    the item and customer features (with the cold-start options) when asked for."""
 
     events: Events
     report: LoadReport
     attributes: dict[str, np.ndarray]
     catalog: Path | None
+    item_features: Features | None = None
+    user_features: Features | None = None
+    coldstart: ColdStart = attrs.field(factory=ColdStart)
+
+    @property
+    def n_cold_items(self) -> int:
+        """Catalogue products nobody bought (they joined the items)."""
+        return len(self.events.items) - int(np.unique(self.events.item_codes).size)
 
 
 def data_options(args: argparse.Namespace) -> tuple[Columns, Cleaning, Preset | None]:
@@ -220,10 +307,61 @@ def dialect_options(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
+def feature_sources(
+    args: argparse.Namespace, preset: Preset | None, columns: Columns
+) -> FeatureSources:
+    """Where the command line (or, with --features, the preset) takes features from."""
+    use_preset = getattr(args, "features", False)
+    if use_preset and preset is None:
+        raise ParameterError("--features needs --preset (or name columns with --item-features)")
+    item_spec = args.item_features or (preset.item_features if use_preset else None)
+    user_spec = args.user_features or (preset.user_features if use_preset else None)
+    catalog = args.catalog
+    if catalog is None and item_spec:
+        catalog = (
+            preset_file(preset, args.data, preset.catalog_file)
+            if preset
+            else default_catalog_path(args.data)
+        )
+    customers = args.customers
+    if customers is None and user_spec:
+        if preset is not None:
+            customers = preset_file(preset, args.data, preset.customer_file)
+        else:
+            customers = default_catalog_path(args.data).with_stem("customers")
+    if customers is not None and not Path(customers).is_file():
+        raise DataError(f"{customers}: no such customer file")
+    if catalog is not None and item_spec and not Path(catalog).is_file():
+        raise DataError(f"{catalog}: no such catalogue file")
+    same_file = catalog is not None and Path(catalog).resolve() == Path(args.data).resolve()
+    return FeatureSources(
+        item_kinds=parse_feature_list(item_spec, "--item-features") if item_spec else (),
+        catalog=catalog,
+        catalog_column=args.catalog_item_col
+        or (preset.catalog_item_column if preset else "item_id"),
+        user_kinds=parse_feature_list(user_spec, "--user-features") if user_spec else (),
+        customers=customers,
+        customer_column=args.customer_col
+        or (preset.customer_column if preset else None)
+        or columns.user,
+        cold_items=not same_file,
+    )
+
+
 def load_data(args: argparse.Namespace) -> LoadedData:
-    """Read --data with the preset, column, dialect and cleaning options of the command line."""
+    """Read --data with the preset, column, dialect, cleaning and feature options."""
     columns, cleaning, preset = data_options(args)
     events, report = load_events(args.data, columns, cleaning, **dialect_options(args))
+    item_features = user_features = None
+    coldstart = ColdStart()
+    if hasattr(args, "item_features"):
+        sources = feature_sources(args, preset, columns)
+        events, item_features, user_features = load_features(sources, events)
+        coldstart = ColdStart(
+            regularization=args.coldstart_regularization,
+            shrinkage=args.coldstart_shrinkage,
+            feature_weight=args.feature_weight,
+        )
     attributes, catalog = catalog_for(
         preset,
         args.data,
@@ -231,7 +369,7 @@ def load_data(args: argparse.Namespace) -> LoadedData:
         catalog_path=args.catalog,
         item_column=args.catalog_item_col,
     )
-    return LoadedData(events, report, attributes, catalog)
+    return LoadedData(events, report, attributes, catalog, item_features, user_features, coldstart)
 
 
 def load_report_table(out: Output, report: LoadReport) -> Table:

@@ -80,6 +80,37 @@ def model_rows(model: Model, catalog: Path | None) -> list[tuple[str, str]]:
     ]
 
 
+def features_payload(model: Model, n_cold_items: int) -> dict[str, Any] | None:
+    """The features a model learned from (JSON), or None without any."""
+    if model.item_features is None and model.user_features is None:
+        return None
+    out: dict[str, Any] = {}
+    for side, features in (("items", model.item_features), ("users", model.user_features)):
+        out[side] = (
+            None
+            if features is None
+            else {
+                "columns": {spec.column: spec.kind for spec in features.specs},
+                "n_features": features.n_features,
+            }
+        )
+    out["n_cold_items"] = n_cold_items
+    out["coldstart"] = "factor map" if model.coldstart else "feature rows or content"
+    return out
+
+
+def features_rows(model: Model, n_cold_items: int) -> list[tuple[str, str]]:
+    """Table rows saying which features the model learned from."""
+    rows = []
+    for label, features in (("item", model.item_features), ("customer", model.user_features)):
+        if features is not None:
+            columns = ", ".join(f"{s.column}:{s.kind}" for s in features.specs)
+            rows.append((f"{label} features", f"{columns} ({features.n_features:,} values)"))
+    if model.item_features is not None:
+        rows.append(("products nobody bought (cold)", f"{n_cold_items:,}"))
+    return rows
+
+
 def _choices(args: argparse.Namespace) -> tuple[str, dict, str]:
     """Backend, parameters and weighting: explicit options, then --params-file, then defaults."""
     params: dict = {}
@@ -109,6 +140,9 @@ def run(args: argparse.Namespace, out: Output) -> None:
             weighting=weighting,
             seed=args.seed,
             item_attributes=attributes,
+            item_features=loaded.item_features,
+            user_features=loaded.user_features,
+            coldstart=loaded.coldstart,
         )
         fit_seconds = time.perf_counter() - start
         steps.step("writing the model file")
@@ -116,11 +150,13 @@ def run(args: argparse.Namespace, out: Output) -> None:
     summary = {
         "data": data_payload(loaded.report, model.train),
         **model_summary(model, path, catalog),
+        "features": features_payload(model, loaded.n_cold_items),
         "fit_seconds": round(fit_seconds, 4),
     }
     out.emit_json(summary)
     rows = [
         *model_rows(model, catalog),
+        *features_rows(model, loaded.n_cold_items),
         ("fit time", f"{fit_seconds:.3f} s"),
         ("model file", f"{path} ({human_bytes(summary['model']['bytes'])})"),
     ]

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
+import attrs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from growthrec.core.features import Features, fit_features
-from growthrec.core.interactions import IdMap, Interactions
+from growthrec.core.interactions import Events, IdMap, Interactions
 from growthrec.data.catalog import catalog_attributes, read_catalog
 from growthrec.data.files import is_text
 from growthrec.data.parsing import canonical_ints
 from growthrec.errors import DataError
 
 __all__ = [
+    "FeatureSources",
     "cold_item_ids",
+    "events_with_items",
+    "load_features",
     "read_customers",
     "table_features",
     "with_cold_items",
@@ -122,3 +127,72 @@ def with_cold_items(data: Interactions, new_ids: np.ndarray) -> Interactions:
     matrix = data.matrix.copy()
     matrix.resize((data.n_users, len(ids)))
     return Interactions(matrix, data.users, IdMap.from_ids(ids), data.timestamps)
+
+
+def events_with_items(events: Events, new_ids: np.ndarray) -> Events:
+    """``events`` whose item map also holds ``new_ids`` (products nobody bought), appended."""
+    if len(new_ids) == 0:
+        return events
+    if events.items.kind == "str":
+        ids = np.concatenate([events.items.ids, np.asarray(new_ids, dtype=str)])
+    else:
+        ids = np.concatenate([events.items.ids, np.asarray(new_ids, dtype=np.int64)])
+    return attrs.evolve(events, items=IdMap.from_ids(ids))
+
+
+@attrs.frozen
+class FeatureSources:
+    """Where features come from: the catalogue and its columns, the customer file and its.
+
+    ``item_kinds``/``user_kinds`` are ``(column, kind)`` pairs (``parse_feature_list``).
+    ``cold_items``: catalogue products nobody bought join the items (a separate catalogue
+    file, not the transactions file itself, whose missing products were cleaned away).
+    """
+
+    item_kinds: tuple[tuple[str, str], ...] = ()
+    catalog: Path | None = None
+    catalog_column: str = "item_id"
+    user_kinds: tuple[tuple[str, str], ...] = ()
+    customers: Path | None = None
+    customer_column: str = "user_id"
+    cold_items: bool = True
+
+
+def load_features(
+    sources: FeatureSources, events: Events
+) -> tuple[Events, Features | None, Features | None]:
+    """The events (with cold catalogue items added) and their item and customer features."""
+    item_features = user_features = None
+    if sources.item_kinds:
+        if sources.catalog is None:
+            raise DataError(
+                "item features need a catalogue: give --catalog FILE (or put items.csv beside "
+                "the data)"
+            )
+        catalog = read_catalog(sources.catalog, sources.catalog_column)
+        cold = np.zeros(len(events.items), dtype=bool)
+        if sources.cold_items:
+            new_ids = cold_item_ids(catalog, events.items, sources.catalog_column)
+            events = events_with_items(events, new_ids)
+            cold = np.zeros(len(events.items), dtype=bool)
+            cold[len(cold) - len(new_ids) :] = True
+        item_features = table_features(
+            catalog,
+            events.items,
+            sources.catalog_column,
+            sources.item_kinds,
+            where=str(sources.catalog),
+            required=cold,
+        )
+    if sources.user_kinds:
+        if sources.customers is None:
+            raise DataError("customer features need a customer file: give --customers FILE")
+        customers = read_customers(sources.customers, sources.customer_column)
+        user_features = table_features(
+            customers,
+            events.users,
+            sources.customer_column,
+            sources.user_kinds,
+            where=str(sources.customers),
+        )
+    return events, item_features, user_features

@@ -26,6 +26,7 @@ __all__ = [
     "cleaning_for",
     "default_catalog_path",
     "get_preset",
+    "preset_file",
 ]
 
 
@@ -46,6 +47,12 @@ class Preset:
     catalog_columns: tuple[str, ...] | None = None
     #: New names of catalogue columns, e.g. ``{"genres": "category"}`` for display.
     catalog_renames: dict[str, str] = attrs.field(factory=dict, hash=False)
+    #: Item features for cold start (``--item-features``), from the catalogue's own columns.
+    item_features: str | None = None
+    #: Customer features (``--user-features``) and the file holding them ("" = the data file).
+    user_features: str | None = None
+    customer_file: str | None = None
+    customer_column: str = "user_id"
 
 
 PRESETS: dict[str, Preset] = {
@@ -55,18 +62,21 @@ PRESETS: dict[str, Preset] = {
             name="movielens",
             description="MovieLens ratings.csv (userId, movieId, rating as weight, Unix-second "
             "timestamp); titles and genres (as category) from movies.csv beside it. Add a "
-            "minimum weight of 4 to read only ratings of 4 and 5 stars as positives.",
+            "minimum weight of 4 to read only ratings of 4 and 5 stars as positives. Features: "
+            "genres and title words.",
             columns=Columns(user="userId", item="movieId", weight="rating", time="timestamp"),
             catalog_file="movies.csv",
             catalog_item_column="movieId",
             catalog_columns=("title", "genres"),
             catalog_renames={"genres": "category"},
+            item_features="genres:multi,title:text",
         ),
         Preset(
             name="online-retail",
             description="UCI Online Retail invoice lines (CustomerID, StockCode, Quantity as "
             "weight, InvoiceDate); rows with a non-positive UnitPrice are dropped; the item "
-            "text is each StockCode's first Description in the same file.",
+            "text is each StockCode's first Description in the same file; features: the "
+            "Description (text) and UnitPrice of items, the Country of customers.",
             columns=Columns(
                 user="CustomerID", item="StockCode", weight="Quantity", time="InvoiceDate"
             ),
@@ -74,6 +84,10 @@ PRESETS: dict[str, Preset] = {
             catalog_file="",
             catalog_item_column="StockCode",
             catalog_columns=("Description",),
+            item_features="Description:text,UnitPrice:numeric",
+            user_features="Country",
+            customer_file="",
+            customer_column="CustomerID",
         ),
     )
 }
@@ -96,6 +110,15 @@ def cleaning_for(preset: Preset | None, cleaning: Cleaning | None = None) -> Cle
         return cleaning
     merged = tuple(dict.fromkeys((*cleaning.require_positive, *preset.require_positive)))
     return attrs.evolve(cleaning, require_positive=merged)
+
+
+def preset_file(preset: Preset, data_path: str | os.PathLike[str], name: str | None) -> Path | None:
+    """A file a preset names beside the data (``""``: the data file itself), if it exists."""
+    if name is None:
+        return None
+    data = Path(data_path)
+    path = data if name in ("", data.name) else data.parent / name
+    return path if path.is_file() else None
 
 
 def default_catalog_path(data_path: str | os.PathLike[str]) -> Path:
