@@ -266,7 +266,7 @@ def recommend_baskets(
 def recommend_new_customers(
     model: Model,
     baskets: Sequence[Sequence[object]] | None = None,
-    features: Mapping[str, Sequence[object]] | None = None,
+    features: Mapping[str, Sequence[object]] | sp.csr_matrix | None = None,
     k: int = 10,
     *,
     exclude_seen: bool = True,
@@ -277,7 +277,8 @@ def recommend_new_customers(
 
     ``baskets`` holds each customer's item ids (empty for one who bought nothing);
     ``features`` each customer feature column the model learned (``model.user_features``),
-    one value per customer. See ``customer_rows`` for how the two combine.
+    one value per customer (or their rows already encoded by it). See ``customer_rows`` for
+    how the two combine.
     """
     rows, mapped, lookalike = customer_rows(model, baskets, features)
     users = np.full(rows.shape[0], -1, dtype=np.int64)
@@ -298,7 +299,7 @@ def recommend_new_customers(
 def customer_rows(
     model: Model,
     baskets: Sequence[Sequence[object]] | None,
-    features: Mapping[str, Sequence[object]] | None,
+    features: Mapping[str, Sequence[object]] | sp.csr_matrix | None,
 ) -> tuple[sp.csr_matrix, np.ndarray | None, sp.csr_matrix | None]:
     """New customers as the ranking takes them: their baskets (raw purchase rows), and either
     mapped factors or weighted look-alike rows to add to them (or neither).
@@ -309,6 +310,12 @@ def customer_rows(
     weighted ``shrinkage / (basket size + shrinkage)``: with no basket, the best sellers among
     customers like this one.
     """
+    if sp.issparse(features):  # rows encoded as model.user_features encodes (evaluations)
+        encoded = sp.csr_matrix(features, dtype=np.float32)
+        given = baskets if baskets is not None else [[]] * encoded.shape[0]
+        if model.user_features is None or encoded.shape[1] != model.user_features.n_features:
+            raise ParameterError("customer features: encoded rows unlike the model's features")
+        return _with_encoded(model, rows_from_baskets(model.train.items, given), encoded)
     n = None if baskets is None else len(baskets)
     if features is not None:
         lengths = {len(v) for v in features.values()}
@@ -341,6 +348,13 @@ def customer_rows(
             f"new customer {at + 1}: no basket and no feature value the model knows "
             f"({', '.join(f'{c}={features[c][at]!s}' for c in wanted)})"
         )
+    return _with_encoded(model, rows, encoded)
+
+
+def _with_encoded(
+    model: Model, rows: sp.csr_matrix, encoded: sp.csr_matrix
+) -> tuple[sp.csr_matrix, np.ndarray | None, sp.csr_matrix | None]:
+    """``customer_rows``' result from baskets and encoded customer features."""
     user_map = model.coldstart.get("user_map")
     if user_map is not None:
         return rows, mapped_factors(encoded, user_map), None
