@@ -1,0 +1,39 @@
+"""Re-ranking a user's candidates: diversity (MMR, DPP), calibration, novelty, business rules."""
+
+from __future__ import annotations
+
+from growthrec.core.reranking.calibration import (
+    CALIBRATION_ALPHA,
+    kl_smoothed,
+    user_category_distribution,
+)
+from growthrec.core.reranking.rerank import Reranked, rerank
+from growthrec.core.reranking.rules import Cap, mask_candidates
+from growthrec.core.reranking.similarity import (
+    CategoryTable,
+    SimilarityTable,
+    category_table,
+    similarity_block,
+    similarity_from_categories,
+    similarity_from_vectors,
+)
+from growthrec.core.reranking.spec import RERANKERS, SIMILARITIES, RerankSpec
+
+__all__ = [
+    "CALIBRATION_ALPHA",
+    "RERANKERS",
+    "SIMILARITIES",
+    "Cap",
+    "CategoryTable",
+    "RerankSpec",
+    "Reranked",
+    "SimilarityTable",
+    "category_table",
+    "kl_smoothed",
+    "mask_candidates",
+    "rerank",
+    "similarity_block",
+    "similarity_from_categories",
+    "similarity_from_vectors",
+    "user_category_distribution",
+]
