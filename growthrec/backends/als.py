@@ -40,7 +40,7 @@ from growthrec.backends._implicit import (
     library_seed,
     user_factor_rows,
 )
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param, with_zero_rows
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
 
@@ -231,6 +231,21 @@ class ALSBackend:
             specs["bm25_idf"] = ArraySpec((n_items,), meaning="items")
             specs["bm25_average_length"] = ArraySpec((1,))
         return specs
+
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """New items get zero factors (ALS's solve for an item nobody bought) and, with bm25,
+        the idf of an item with no buyers, ``log(n_users)``."""
+        out = {
+            **arrays,
+            "item_factors": with_zero_rows(arrays["item_factors"], item_features.shape[0]),
+        }
+        if "bm25_idf" in arrays:
+            n_users = arrays["user_factors"].shape[0]
+            idf = np.full(item_features.shape[0], np.log(float(n_users)), arrays["bm25_idf"].dtype)
+            out["bm25_idf"] = np.concatenate([arrays["bm25_idf"], idf])
+        return out
 
     def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
         """The learned item factors: scores are ``user_factors @ item_factors.T``."""

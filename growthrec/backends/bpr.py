@@ -33,7 +33,7 @@ from growthrec.backends._implicit import (
     library_seed,
     user_factor_rows,
 )
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param, with_zero_rows
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
 
@@ -129,6 +129,17 @@ class BPRBackend:
     ) -> dict[str, ArraySpec]:
         """Both factor matrices, each with implicit's extra column (user 1s, item biases)."""
         return factor_specs(n_users, n_items, params["factors"] + 1)
+
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """New items get zero rows, bias column included (0 is where implicit starts every
+        bias): nothing learned. Lists rank them by their feature-mapped factors, whose last
+        column maps the bias from features like the rest (``growthrec.pipeline.coldstart``)."""
+        return {
+            **arrays,
+            "item_factors": with_zero_rows(arrays["item_factors"], item_features.shape[0]),
+        }
 
     def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
         """Item factors with implicit's bias column: scores are ``user_factors @ this.T``."""

@@ -86,6 +86,23 @@ class ContentBackend:
             "features_data": features.data.astype(np.float32),
         }
 
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """The new items' feature rows appended: they are scored like every other item."""
+        new = sp.csr_matrix(item_features, dtype=np.float32)
+        new.sort_indices()
+        indptr = arrays["features_indptr"]
+        return {
+            "features_indptr": np.concatenate([indptr, indptr[-1] + new.indptr[1:]]).astype(
+                np.int64
+            ),
+            "features_indices": np.concatenate([arrays["features_indices"], new.indices]).astype(
+                np.int32
+            ),
+            "features_data": np.concatenate([arrays["features_data"], new.data]).astype(np.float32),
+        }
+
     def array_specs(
         self, params: Mapping[str, Any], n_users: int, n_items: int
     ) -> dict[str, ArraySpec]:

@@ -24,6 +24,7 @@ __all__ = [
     "dot_product_factors",
     "generic_array_limit",
     "resolve_params",
+    "with_zero_rows",
 ]
 
 #: The learned state of a fitted backend: named plain arrays (saved as they are, no pickle).
@@ -125,6 +126,15 @@ class Backend(Protocol):
     index); ``score`` still serves everything else. A backend with one of the two and not the
     other is refused when it registers.
 
+    Optional method ``add_items(arrays, params, item_features) -> arrays``: the arrays with
+    new items appended after the last one, without retraining (``growthrec add-items``).
+    ``item_features`` holds the new items' feature rows, (n_new, n_features) float32 CSR,
+    encoded with the columns the model learned; the arrays returned must match
+    ``array_specs`` for ``n_items + n_new`` items. A factor model gives them zero factors
+    (what a fit learns for an item nobody bought): lists rank them by the factors the model's
+    feature map gives them (``growthrec.pipeline.coldstart``). Without the method, adding
+    items to the backend's models is refused with a line saying to retrain.
+
     Threads: a backend that runs work in parallel has a ``threads`` parameter, 0 meaning every
     core the process may use, and turns it into a count with
     ``growthrec.core.threads.thread_count``, which never goes above a limit the caller set
@@ -179,6 +189,12 @@ def resolve_params(backend: Backend, given: Mapping[str, Any]) -> dict[str, Any]
         name: p.coerce(given[used[name]], backend.name, used[name]) if name in used else p.default
         for name, p in known.items()
     }
+
+
+def with_zero_rows(array: np.ndarray, n_rows: int) -> np.ndarray:
+    """``array`` with ``n_rows`` rows of zeros appended: learned rows of items added later."""
+    padding = np.zeros((n_rows, *array.shape[1:]), dtype=array.dtype)
+    return np.concatenate([array, padding])
 
 
 #: The optional pair of methods of a model that scores by a dot product of factors.

@@ -30,6 +30,13 @@ class PopularityBackend:
         """One number per item."""
         return {"item_popularity": ArraySpec((n_items,), learned=True, meaning="items")}
 
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """New items have no buyers yet: popularity 0."""
+        counts = np.zeros(item_features.shape[0], dtype=arrays["item_popularity"].dtype)
+        return {"item_popularity": np.concatenate([arrays["item_popularity"], counts])}
+
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:

@@ -42,7 +42,7 @@ from growthrec.backends._implicit import (
     user_factor_rows,
 )
 from growthrec.backends.als import fold_in as als_fold_in
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param, with_zero_rows
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
 
@@ -145,6 +145,15 @@ class SparkALSBackend:
     ) -> dict[str, ArraySpec]:
         """Both factor matrices, Spark's rank wide."""
         return factor_specs(n_users, n_items, params["factors"])
+
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """New items get zero factors, as an item without ratings has in Spark's model."""
+        return {
+            **arrays,
+            "item_factors": with_zero_rows(arrays["item_factors"], item_features.shape[0]),
+        }
 
     def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:
         """Spark's item factors: scores are ``user_factors @ item_factors.T``."""

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, ArraySpec, Param, with_zero_rows
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.errors import ParameterError
 
@@ -82,6 +82,15 @@ class SVDBackend:
         return {
             "item_factors": ArraySpec((n_items, k), learned=True, meaning="items x factors"),
             "singular_values": ArraySpec((k,), meaning="factors"),
+        }
+
+    def add_items(
+        self, arrays: Arrays, params: Mapping[str, Any], item_features: sp.csr_matrix
+    ) -> Arrays:
+        """New items get zero rows of V: what the fit gives a product nobody bought."""
+        return {
+            **arrays,
+            "item_factors": with_zero_rows(arrays["item_factors"], item_features.shape[0]),
         }
 
     def item_factors(self, arrays: Arrays, params: Mapping[str, Any]) -> np.ndarray:

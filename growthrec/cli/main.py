@@ -13,6 +13,7 @@ from types import FrameType
 
 from growthrec._version import __version__
 from growthrec.cli import (
+    add_items,
     backends_command,
     compare,
     demo,
@@ -42,6 +43,7 @@ COMMANDS = (
     spark_train,
     recommend,
     export,
+    add_items,
     evaluate,
     compare,
     tune,

@@ -1,4 +1,5 @@
-"""``growthrec recommend``: top-N items for customers, known ones or new baskets."""
+"""``growthrec recommend``: top-N items for customers: known ones, or new ones from a basket,
+their customer features, or both."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ from growthrec.cli.payloads import (
     recommendation_rows,
 )
 from growthrec.core.model import Model
-from growthrec.errors import DataError, UnknownIdError
-from growthrec.pipeline.lists import known_items, popular_items, recommend, recommend_baskets
+from growthrec.errors import DataError, ParameterError, UnknownIdError
+from growthrec.pipeline.lists import (
+    known_items,
+    popular_items,
+    recommend,
+    recommend_baskets,
+    recommend_new_customers,
+)
 from growthrec.store.modelfile import load_model
 
 __all__ = ["add_parser", "ranked_items", "read_item_ids"]
@@ -56,6 +63,28 @@ def read_item_ids(path: Path) -> list[str]:
     return ids
 
 
+def _customer_feature(text: str) -> tuple[str, str]:
+    """argparse type: ``COLUMN=VALUE`` of ``--customer-feature``."""
+    column, sep, value = text.partition("=")
+    if not sep or not column.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not COLUMN=VALUE; e.g. --customer-feature segment=families"
+        )
+    return column.strip(), value.strip()
+
+
+def _customer_features(args: argparse.Namespace) -> dict[str, str] | None:
+    """The new customer's ``--customer-feature`` values by column (None if none given)."""
+    if not args.customer_features:
+        return None
+    out: dict[str, str] = {}
+    for column, value in args.customer_features:
+        if column in out:
+            raise ParameterError(f"--customer-feature: column {column!r} is given twice")
+        out[column] = value
+    return out
+
+
 def _basket(args: argparse.Namespace) -> list[str] | None:
     """The new customer's basket from --items, --item and --items-file (None if none given)."""
     if args.items is None and not args.item_ids and args.items_file is None:
@@ -71,7 +100,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "recommend",
         help="top-N items for customers",
         description="Recommend items for customers in the training data (--user-id) or for a "
-        "new customer given the items in their basket (--items), from a model file.",
+        "new customer from the items in their basket (--items), their customer features "
+        "(--customer-feature, for a model trained with --user-features), or both.",
     )
     p.add_argument("--model", type=Path, required=True, help="model file written by 'train'")
     p.add_argument(
@@ -107,6 +137,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="basket items from a text file, one id per line, exactly as written",
     )
     p.add_argument(
+        "--customer-feature",
+        dest="customer_features",
+        type=_customer_feature,
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="a new customer's feature, e.g. segment=families (a model trained with "
+        "--user-features); repeatable, one per column; columns not given count as unknown. "
+        "With --items, the basket and the features combine",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="refuse a basket with an item the model does not know (default: ignore it, warn)",
@@ -138,8 +179,12 @@ def ranked_items(model: Model, items: np.ndarray, scores: np.ndarray) -> list[di
 
 def run(args: argparse.Namespace, out: Output) -> None:
     basket = _basket(args)
-    if not args.user_ids and basket is None:
-        raise UnknownIdError("nothing to recommend for: give --user-id USER or --items A,B,C")
+    features = _customer_features(args)
+    if not args.user_ids and basket is None and features is None:
+        raise UnknownIdError(
+            "nothing to recommend for: give --user-id USER, --items A,B,C or "
+            "--customer-feature COLUMN=VALUE"
+        )
     model = load_model(args.model)
     exclude_seen = not args.include_purchased
     results: list[dict[str, Any]] = []
@@ -176,7 +221,9 @@ def run(args: argparse.Namespace, out: Output) -> None:
                         "items": fallback_rows(model, pop_items[0], pop_scores[0]),
                     }
                 )
-    if basket is not None:
+    if features is not None:
+        results.append(_features_result(model, features, basket or [], args, exclude_seen))
+    elif basket is not None:
         results.append(_basket_result(model, basket, args, exclude_seen))
     out.emit_json({"model": model_payload(model, args.model), "results": results})
     for result in results:
@@ -210,7 +257,75 @@ def _basket_result(
     return {**result, "source": "fold-in", "items": ranked_items(model, items[0], scores[0])}
 
 
+def _features_result(
+    model: Model,
+    features: dict[str, str],
+    basket: list[str],
+    args: argparse.Namespace,
+    exclude_seen: bool,
+) -> dict[str, Any]:
+    """A new customer's list from their features, and their basket if they have one."""
+    if model.user_features is None:
+        raise ParameterError(
+            f"--customer-feature: {args.model} was trained without customer features; train "
+            "it with --customers FILE --user-features COLUMNS (e.g. segment,region)"
+        )
+    columns = [spec.column for spec in model.user_features.specs]
+    unknown_columns = [c for c in features if c not in columns]
+    if unknown_columns:
+        raise ParameterError(
+            f"--customer-feature {unknown_columns[0]}=...: the model knows no customer feature "
+            f"{unknown_columns[0]!r}; its customer features are {', '.join(columns)}"
+        )
+    known, unknown = known_items(model, basket)
+    if unknown and args.strict:
+        raise UnknownIdError(
+            f"basket: {named(unknown)} not in the model's catalogue (--strict refuses them)"
+        )
+    if unknown:
+        warn(f"basket items not in the model's catalogue, ignored: {named(unknown)}")
+    values = {c: np.array([features.get(c, "")], dtype=object) for c in columns}
+    blank = {c: np.array([""], dtype=object) for c in columns}
+    unlearned = [
+        f"{c}={v}"
+        for c, v in features.items()
+        if v and model.user_features.encode({**blank, c: values[c]}, 1).nnz == 0
+    ]
+    if unlearned:
+        warn(f"customer feature values the model did not learn, ignored: {named(unlearned)}")
+    result: dict[str, Any] = {"customer_features": features}
+    if basket:
+        result.update(basket=basket, ignored_items=unknown)
+    if model.user_features.encode(values, 1).nnz == 0 and not known:
+        if args.fallback == "none":
+            given = ", ".join(f"{c}={v}" for c, v in features.items())
+            raise UnknownIdError(
+                f"new customer: no feature value the model knows ({given}) and no basket item "
+                "it knows; give a value it learned, or use --fallback popular for best sellers"
+            )
+        items, scores = popular_items(model, args.n, exclude_items=args.exclude)
+        rows = fallback_rows(model, items[0], scores[0])
+        return {**result, "source": FALLBACK_POPULAR, "items": rows}
+    items, scores = recommend_new_customers(
+        model,
+        [known],
+        {c: v.tolist() for c, v in values.items()},
+        args.n,
+        exclude_seen=exclude_seen,
+        exclude_items=args.exclude,
+    )
+    source = "features+basket" if known else "features"
+    return {**result, "source": source, "items": ranked_items(model, items[0], scores[0])}
+
+
 def _title(result: dict[str, Any]) -> str:
+    if "customer_features" in result:
+        given = ", ".join(f"{c}={v}" for c, v in result["customer_features"].items())
+        if result["source"] == FALLBACK_POPULAR:
+            return f"New customer ({given}): nothing the model knows, so the best sellers"
+        if result["source"] == "features+basket":
+            return f"New customer ({given}) with basket {', '.join(result['basket'])}"
+        return f"New customer ({given}), from their features alone"
     if result["source"] == FALLBACK_POPULAR and "basket" in result:
         return "New customer: no basket item is in the training data, so the best sellers"
     if result["source"] == FALLBACK_POPULAR:
