@@ -26,7 +26,7 @@ from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.core.split import Split
-from growthrec.evaluation.protocols import PROTOCOLS, Protocol, make_split
+from growthrec.evaluation.protocols import PROTOCOLS, Protocol, check_features, make_split
 from growthrec.evaluation.runs import (
     Evaluation,
     categories_from,
@@ -55,8 +55,9 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         "--protocol",
         choices=PROTOCOLS,
         default="leave-one-out",
-        help="one item per customer, a share of each customer's items, or everything after a "
-        "date (default: leave-one-out)",
+        help="one item per customer, a share of each customer's items, everything after a "
+        "date, or (cold start) a share of the items or of the customers held out entirely: "
+        "cold-items needs --item-features, cold-users --user-features (default: leave-one-out)",
     )
     group.add_argument(
         "--by",
@@ -66,7 +67,11 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         "times (default)",
     )
     group.add_argument(
-        "--test-ratio", type=float, default=0.2, help="ratio: share held out (default 0.2)"
+        "--test-ratio",
+        type=float,
+        default=0.2,
+        help="ratio: share of each customer's items held out; cold-items: the same, of their "
+        "warm items (default 0.2)",
     )
     group.add_argument(
         "--cutoff",
@@ -78,7 +83,15 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         "--test-fraction",
         type=float,
         default=0.2,
-        help="temporal: share of events after the default cutoff (default 0.2)",
+        help="temporal: share of events after the default cutoff; cold-items / cold-users: "
+        "share of the items / customers held out entirely, the newest by first purchase when "
+        "the data has times, else a seeded draw (default 0.2)",
+    )
+    group.add_argument(
+        "--first-purchase",
+        action="store_true",
+        help="cold-users: also rank each held-out customer from their first purchase (with "
+        "and without features); the test items are what they bought after it",
     )
     group.add_argument(
         "--k", type=positive_int, nargs="+", default=[5, 10], help="cut-offs (default: 5 10)"
@@ -96,7 +109,14 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
 
 def protocol_from(args: argparse.Namespace) -> Protocol:
     cutoff = None if args.cutoff is None else seconds_from(args.cutoff, "--cutoff")
-    return Protocol(args.protocol, args.by, args.test_ratio, cutoff, args.test_fraction)
+    return Protocol(
+        args.protocol,
+        args.by,
+        args.test_ratio,
+        cutoff,
+        args.test_fraction,
+        getattr(args, "first_purchase", False),
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -138,8 +158,10 @@ def run_evaluation(
     with out.steps(2 + len(backends)) as steps:
         steps.step(f"reading {args.data}")
         loaded = load_data(args)
+        features = {"item_features": loaded.item_features, "user_features": loaded.user_features}
+        check_features(protocol, **features)
         steps.step(f"splitting: {protocol.name}")
-        split = make_split(loaded.events, protocol, args.seed)
+        split = make_split(loaded.events, protocol, args.seed, **features)
         ks, clamped = clamp_ks(args.k, split.train.n_items)
         warnings = clamp_warnings(clamped, split.train.n_items)
         warnings += _fingerprint_warnings(tuned_on or {}, args.data, loaded.report.fingerprint)
@@ -159,6 +181,8 @@ def run_evaluation(
                     seed=args.seed,
                     n_threads=args.threads or 0,
                     sampled_negatives=args.sampled,
+                    coldstart=loaded.coldstart,
+                    **features,
                     **basis,
                 )
             )
@@ -172,7 +196,11 @@ def run_evaluation(
     out.emit_json(payload)
     out.print(load_report_table(out, loaded.report))
     out.print(_split_line(split, args.seed, evaluations[0].ranking))
-    out.print(evaluation_table(out, evaluations, ks))
+    if evaluations[0].tasks:
+        for table in task_tables(out, evaluations, ks):
+            out.print(table)
+    else:
+        out.print(evaluation_table(out, evaluations, ks))
 
 
 def clamp_warnings(clamped: Sequence[int], n_items: int) -> list[str]:
@@ -215,15 +243,46 @@ def run_evaluate(args: argparse.Namespace, out: Output) -> None:
     run_evaluation(args, out, backends, args.weighting or "binary")
 
 
-def evaluation_table(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int]) -> Table:
-    """Metrics as rows, one column per backend and K."""
-    names = [
-        m for m in (*METRIC_NAMES, "novelty", "diversity") if m in evaluations[0].metrics[ks[0]]
-    ]
+def evaluation_table(
+    out: Output,
+    evaluations: Sequence[Evaluation],
+    ks: Sequence[int],
+    task: str | None = None,
+    title: str | None = None,
+) -> Table:
+    """Metrics as rows, one column per backend and K (of one ``task`` of a cold-start split)."""
+
+    def metrics(e: Evaluation) -> Mapping[int, Mapping[str, float]]:
+        return e.metrics if task is None else e.tasks[task].metrics
+
+    first = metrics(evaluations[0])[ks[0]]
+    names = [m for m in (*METRIC_NAMES, "novelty", "diversity") if m in first]
     columns = [f"{e.backend} @{k}" for k in ks for e in evaluations]
-    rows = [(name, *(e.metrics[k][name] for k in ks for e in evaluations)) for name in names]
+    rows = [(name, *(metrics(e)[k][name] for k in ks for e in evaluations)) for name in names]
     rows.append(("fit seconds", *(round(e.fit_seconds, 3) for _ in ks for e in evaluations)))
-    return out.table(["metric", *columns], rows, numeric=columns)
+    return out.table(["metric", *columns], rows, title=title, numeric=columns)
+
+
+def task_tables(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int]) -> list[Table]:
+    """A cold-start split's tables: one per task, then NDCG and recall at the deepest K of
+    every task side by side, one row per backend."""
+    tasks = evaluations[0].tasks
+    tables = [
+        evaluation_table(
+            out,
+            evaluations,
+            ks,
+            task=name,
+            title=f"Task {name}: ranked among {task.ranked_among}; {task.n_users:,} customers",
+        )
+        for name, task in tasks.items()
+    ]
+    k = max(ks)
+    pairs = [(name, m) for m in ("ndcg", "recall") for name in tasks]
+    columns = [f"{name} {m}@{k}" for name, m in pairs]
+    rows = [(e.backend, *(e.tasks[name].metrics[k][m] for name, m in pairs)) for e in evaluations]
+    tables.append(out.table(["backend", *columns], rows, title="By task", numeric=columns))
+    return tables
 
 
 def evaluation_payload(

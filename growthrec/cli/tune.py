@@ -20,7 +20,7 @@ from growthrec.cli.options import (
 from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
-from growthrec.evaluation.protocols import make_validation_split
+from growthrec.evaluation.protocols import check_features, make_validation_split
 from growthrec.evaluation.runs import clamp_ks
 from growthrec.evaluation.tuning import candidates, parse_space, run_trials
 from growthrec.store.atomic import atomic_write
@@ -77,8 +77,10 @@ def run(args: argparse.Namespace, out: Output) -> None:
     with out.steps(2 + len(settings)) as steps:
         steps.step(f"reading {args.data}")
         loaded = load_data(args)
+        features = {"item_features": loaded.item_features, "user_features": loaded.user_features}
+        check_features(protocol, **features)
         steps.step("carving a validation split from train")
-        split = make_validation_split(loaded.events, protocol, args.seed)
+        split = make_validation_split(loaded.events, protocol, args.seed, **features)
         n_items = split.train.n_items
         for warning in clamp_warnings(clamp_ks([*args.k, args.at], n_items)[1], n_items):
             warn(warning)
@@ -94,8 +96,11 @@ def run(args: argparse.Namespace, out: Output) -> None:
             seed=args.seed,
             n_threads=args.threads or 0,
             on_trial=lambda n, p: steps.step(f"trial {n + 1}/{len(settings)}: {p}"),
+            coldstart=loaded.coldstart,
+            **features,
         )
     best = trials[0]
+    task = next(iter(best.evaluation.tasks), None)  # a cold-start split ranks by its first task
     target = f"{args.metric}@{args.at}"
     record = {
         "backend": args.backend,
@@ -143,7 +148,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
         out.table(
             ["rank", *varied, f"{target} (sorted)", *shown, "fit s"],
             rows,
-            title=f"{args.backend}: {len(trials)} trials, validation split of {split.protocol}",
+            title=f"{args.backend}: {len(trials)} trials, validation split of {split.protocol}"
+            + (f"; metrics of task {task}" if task else ""),
             numeric=["rank", f"{target} (sorted)", *shown, "fit s"],
         )
     )

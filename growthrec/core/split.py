@@ -16,7 +16,15 @@ from growthrec.core.interactions import (
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.errors import DataError, ParameterError
 
-__all__ = ["Split", "split_from_parts", "split_leave_one_out", "split_ratio", "split_temporal"]
+__all__ = [
+    "Split",
+    "split_cold_items",
+    "split_cold_users",
+    "split_from_parts",
+    "split_leave_one_out",
+    "split_ratio",
+    "split_temporal",
+]
 
 
 @attrs.frozen
@@ -33,6 +41,13 @@ class Split:
     n_train_only: int
     #: Protocol-specific counts worth reporting (e.g. customers unseen before a cutoff).
     counts: dict[str, int] = attrs.field(factory=dict)
+    #: Cold-item protocol: True for the items held out entirely (no train interaction).
+    cold_items: np.ndarray | None = attrs.field(default=None, eq=False)
+    #: Cold-user protocol: True for the customers held out entirely (empty train rows).
+    cold_users: np.ndarray | None = attrs.field(default=None, eq=False)
+    #: Cold-user protocol with a first purchase: each cold customer's first basket (the test
+    #: part holds what they bought after it).
+    first_purchases: sp.csr_matrix | None = attrs.field(default=None, eq=False)
 
     @property
     def n_test_users(self) -> int:
@@ -323,3 +338,183 @@ def _refuse_overlap(train: Interactions, test: sp.csr_matrix) -> None:
             "a held-out pair must not be in train (drop repeat purchases from test, as the "
             "temporal protocol does)"
         )
+
+
+def _cold_count(
+    what: str, n_candidates: int, fraction: float, count: int | None, among: str
+) -> int:
+    """How many of ``n_candidates`` rows to hold out: ``count``, or ``fraction`` of them,
+    at least one and never all."""
+    if count is None and not 0.0 < fraction < 1.0:
+        raise ParameterError(
+            f"cold {what}: fraction={fraction} must be between 0 and 1 (exclusive), e.g. 0.2"
+        )
+    if n_candidates < 2:
+        raise DataError(
+            f"cold {what}: {n_candidates} {what} with purchases{among}; holding some out "
+            "entirely needs at least 2"
+        )
+    n = int(np.rint(fraction * n_candidates)) if count is None else int(count)
+    return int(np.clip(n, 1, n_candidates - 1))
+
+
+def _newest_or_random(
+    codes: np.ndarray,
+    times: np.ndarray | None,
+    candidates: np.ndarray,
+    n_cold: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A mask of ``n_cold`` candidate rows: the newest by first event time (ties broken at
+    random), or a random draw when there are no times."""
+    pool = np.flatnonzero(candidates)
+    tiebreak = rng.random(pool.size)
+    if times is None:
+        chosen = pool[np.argsort(tiebreak, kind="stable")[:n_cold]]
+    else:
+        first = np.full(candidates.size, np.inf)
+        np.minimum.at(first, codes, times)
+        # Newest first: largest first time, then the random key.
+        chosen = pool[np.lexsort((tiebreak, -first[pool]))[:n_cold]]
+    mask = np.zeros(candidates.size, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+def _candidates(n: int, codes: np.ndarray, eligible: np.ndarray | None, what: str) -> np.ndarray:
+    """Rows with at least one event (and, with ``eligible``, marked True in it)."""
+    bought = np.bincount(codes, minlength=n) > 0
+    if eligible is None:
+        return bought
+    eligible = np.asarray(eligible, dtype=bool)
+    if eligible.shape != (n,):
+        raise ParameterError(f"cold {what}: eligible has shape {eligible.shape}, expected ({n},)")
+    return bought & eligible
+
+
+def split_cold_items(
+    events: Events,
+    *,
+    fraction: float = 0.2,
+    count: int | None = None,
+    test_ratio: float = 0.2,
+    seed: Seed = None,
+    eligible: np.ndarray | None = None,
+) -> Split:
+    """Hold out a ``fraction`` of the items entirely, plus a ratio holdout of the warm ones.
+
+    The cold items are the newest by first purchase when ``events`` have times (ties broken at
+    random), else a seeded random draw, among the bought items ``eligible`` marks (those with
+    features: nothing else can score an item nobody bought); ``count`` fixes their number
+    instead. Every purchase of a cold item goes to the test part; each customer's remaining
+    (warm) items are split as ``split_ratio`` does with ``test_ratio``. The train part keeps
+    the cold items as empty columns. Customers left with nothing in train (they bought only
+    cold items) cannot be ranked and are left out, and counted.
+    """
+    rng = resolve_rng(seed)
+    n_items = len(events.items)
+    candidates = _candidates(n_items, events.item_codes, eligible, "items")
+    among = "" if eligible is None else " and features"
+    n_cold = _cold_count("items", int(candidates.sum()), fraction, count, among)
+    cold = _newest_or_random(events.item_codes, events.timestamps, candidates, n_cold, rng)
+    warm = interactions_from_events(events.select(~cold[events.item_codes]))
+    try:
+        inner = split_ratio(warm, test_ratio=test_ratio, seed=rng)
+    except DataError:
+        raise DataError(
+            "cold items: no customer has 2 or more warm items left to hold one out; hold fewer "
+            "items out (a smaller fraction)"
+        ) from None
+    whole = interactions_from_events(events).matrix
+    cold_pairs = _select(whole, cold[whole.indices])
+    test = sp.csr_matrix(inner.test + cold_pairs, dtype=np.float32)
+    test.sort_indices()
+    in_train = np.diff(inner.train.matrix.indptr) > 0
+    only_cold = (np.diff(test.indptr) > 0) & ~in_train
+    if only_cold.any():
+        test = _select(test, ~only_cold[_row_of_each_entry(test)])
+    tested = np.diff(test.indptr) > 0
+    how = "newest by first purchase" if events.timestamps is not None else "random"
+    return Split(
+        train=inner.train,
+        test=test,
+        protocol=f"cold items ({n_cold:,} {how}; warm: ratio holdout {test_ratio:g})",
+        n_train_only=int(np.count_nonzero(in_train & ~tested)),
+        counts={
+            "cold_items": n_cold,
+            "cold_item_pairs": int(np.count_nonzero(cold[test.indices])),
+            "warm_item_pairs": int(np.count_nonzero(~cold[test.indices])),
+            "customers_only_cold_items": int(np.count_nonzero(only_cold)),
+        },
+        cold_items=cold,
+    )
+
+
+def split_cold_users(
+    events: Events,
+    *,
+    fraction: float = 0.2,
+    count: int | None = None,
+    seed: Seed = None,
+    eligible: np.ndarray | None = None,
+    first_purchase: bool = False,
+) -> Split:
+    """Hold out a ``fraction`` of the customers entirely: train never sees them.
+
+    The cold customers are the newest by first purchase when ``events`` have times, else a
+    seeded random draw, among the customers ``eligible`` marks (those with features); ``count``
+    fixes their number instead. The test part holds everything they bought. With
+    ``first_purchase`` their first basket (every item at their earliest time; one random item
+    without times) is kept apart in ``first_purchases`` and the test part holds only the other
+    items: the ranking may start from that basket. A cold customer with nothing after it is
+    left out, and counted.
+    """
+    rng = resolve_rng(seed)
+    n_users = len(events.users)
+    candidates = _candidates(n_users, events.user_codes, eligible, "customers")
+    among = "" if eligible is None else " and features"
+    n_cold = _cold_count("customers", int(candidates.sum()), fraction, count, among)
+    cold = _newest_or_random(events.user_codes, events.timestamps, candidates, n_cold, rng)
+    train = interactions_from_events(events.select(~cold[events.user_codes]))
+    cold_events = events.select(cold[events.user_codes])
+    test = interactions_from_events(cold_events).matrix
+    first = None
+    counts = {"cold_customers": n_cold}
+    if first_purchase:
+        first = _first_baskets(cold_events, test, rng)
+        later = ~np.isin(_pair_keys(test), _pair_keys(first))
+        test = _select(test, later)
+        counts["cold_customers_with_one_purchase"] = int(
+            np.count_nonzero(cold & (np.diff(test.indptr) == 0))
+        )
+    item_bought = np.bincount(train.matrix.indices, minlength=train.n_items) > 0
+    counts["test_pairs_with_items_not_in_train"] = int(np.count_nonzero(~item_bought[test.indices]))
+    how = "newest by first purchase" if events.timestamps is not None else "random"
+    given = "; ranked from their first purchase too" if first_purchase else ""
+    return Split(
+        train=train,
+        test=test,
+        protocol=f"cold customers ({n_cold:,} {how}{given})",
+        n_train_only=int(np.count_nonzero(np.diff(train.matrix.indptr) > 0)),
+        counts=counts,
+        cold_users=cold,
+        first_purchases=first,
+    )
+
+
+def _first_baskets(
+    events: Events, matrix: sp.csr_matrix, rng: np.random.Generator
+) -> sp.csr_matrix:
+    """Each customer's first basket: the items of their earliest events (same shape as
+    ``matrix``), or one random item of theirs when there are no times."""
+    if events.timestamps is None:
+        rows = _row_of_each_entry(matrix)
+        key = rng.random(matrix.nnz) + rows  # rows apart; the largest key per row is picked
+        filled = np.diff(matrix.indptr) > 0
+        last = np.maximum.reduceat(key, matrix.indptr[:-1][filled]) if matrix.nnz else key
+        picked = np.isin(key, last)
+        return _select(matrix, picked)
+    first = np.full(len(events.users), np.inf)
+    np.minimum.at(first, events.user_codes, events.timestamps)
+    at_first = events.timestamps == first[events.user_codes]
+    return interactions_from_events(events.select(at_first)).matrix

@@ -17,6 +17,8 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from growthrec.backends.registry import get_backend
+from growthrec.core.coldstart import ColdStart
+from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions
 from growthrec.core.metrics import MetricTotals
 from growthrec.core.model import Model
@@ -27,17 +29,35 @@ from growthrec.core.split import Split
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError
 from growthrec.pipeline.fitting import fit_model
-from growthrec.pipeline.lists import recommend
+from growthrec.pipeline.lists import recommend, recommend_new_customers
 
 __all__ = [
     "Evaluation",
+    "TaskResult",
     "categories_from",
     "clamp_ks",
     "evaluate_backend",
     "evaluate_model",
+    "evaluate_tasks",
     "item_vectors_for_diversity",
     "ranking_label",
 ]
+
+
+@attrs.frozen
+class TaskResult:
+    """One task of a cold-start protocol: what was ranked, for how many customers, how well."""
+
+    ranked_among: str
+    n_users: int
+    metrics: Mapping[int, Mapping[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ranked_among": self.ranked_among,
+            "n_users": self.n_users,
+            "metrics": {str(k): dict(v) for k, v in self.metrics.items()},
+        }
 
 
 @attrs.frozen
@@ -47,7 +67,9 @@ class Evaluation:
     ``metrics[k]`` holds the ``METRIC_NAMES`` ratios, then novelty (in bits) and, when item
     categories or vectors were given, diversity. ``ranking`` says how the lists were made:
     ``"full"`` or ``"sampled (N negatives per user)"``; sampled numbers are not comparable with
-    full ones.
+    full ones. A cold-start split has several ``tasks`` (``evaluate_tasks``); ``metrics`` and
+    ``n_users`` are then the first task's (cold items, or customers from their features), the
+    one tuning ranks by.
     """
 
     backend: str
@@ -58,10 +80,11 @@ class Evaluation:
     metrics: Mapping[int, Mapping[str, float]]
     fit_seconds: float
     ranking: str = "full"
+    tasks: Mapping[str, TaskResult] = attrs.field(factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form with stable keys."""
-        return {
+        """Plain JSON-ready form with stable keys (``tasks`` only for a cold-start split)."""
+        out = {
             "backend": self.backend,
             "params": dict(self.params),
             "protocol": self.protocol,
@@ -71,6 +94,9 @@ class Evaluation:
             "fit_seconds": round(self.fit_seconds, 4),
             "metrics": {str(k): dict(v) for k, v in self.metrics.items()},
         }
+        if self.tasks:
+            out["tasks"] = {name: task.as_dict() for name, task in self.tasks.items()}
+        return out
 
 
 #: Bytes per batch of users for the lists and the metric temporaries of ``evaluate_model``.
@@ -159,6 +185,7 @@ def evaluate_model(
     seed: Seed = 0,
     categories: np.ndarray | None = None,
     item_vectors: np.ndarray | None = None,
+    allow_items: np.ndarray | None = None,
 ) -> tuple[int, dict[int, dict[str, float]]]:
     """Metrics at each k over the users with held-out items.
 
@@ -170,12 +197,15 @@ def evaluate_model(
 
     A k deeper than the catalogue is computed at the catalogue's size and keyed so
     (``clamp_ks``). Users are ranked and scored a batch at a time, so memory stays bounded
-    for any number of users and any k.
+    for any number of users and any k. ``allow_items`` (item indices) ranks among those
+    items only, as a cold-start task does.
 
     Returns the number of evaluated users and ``{k: {metric: value}}``.
     """
     ks = clamp_ks(ks, model.train.n_items)[0]
     sampled_negatives = _checked_negatives(sampled_negatives)
+    if sampled_negatives is not None and allow_items is not None:
+        raise ParameterError("sampled ranking and an allow list do not go together")
     users = np.flatnonzero(np.diff(test.indptr))
     truth = test[users]
     candidates = None
@@ -183,8 +213,31 @@ def evaluate_model(
         candidates = sample_candidates(
             truth, model.train.matrix[users], sampled_negatives, seed=seed
         )
+    totals = _totals(model, ks, categories, item_vectors)
+    allowed = None if allow_items is None else model.train.items.external(allow_items)
+    depth = max(ks)
+    # Lists a batch of users at a time: memory is bounded whatever the number of users.
+    batch = max(1, _EVALUATION_BATCH_BYTES // (64 * depth))
+    for start in range(0, users.size, batch):
+        some = users[start : start + batch]
+        if candidates is None:
+            recommended, _ = recommend(model, some, depth, allow_items=allowed, n_threads=n_threads)
+        else:
+            among = candidates[start : start + batch]
+            recommended = _recommend_among(model, some, among, depth, n_threads)
+        totals.add(recommended, truth[start : start + batch])
+    return int(users.size), totals.result()
+
+
+def _totals(
+    model: Model,
+    ks: Sequence[int],
+    categories: np.ndarray | None,
+    item_vectors: np.ndarray | None,
+) -> MetricTotals:
+    """Empty running totals for ``model``'s lists (novelty from its training buyers)."""
     item_counts, n_buyers = _buyers(model.train)
-    totals = MetricTotals(
+    return MetricTotals(
         ks,
         model.train.n_items,
         item_counts=item_counts,
@@ -192,18 +245,105 @@ def evaluate_model(
         categories=categories,
         item_vectors=item_vectors,
     )
+
+
+def _columns(test: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """The held-out pairs whose item ``keep`` marks, same shape."""
+    out = sp.csr_matrix(test.multiply(keep.astype(np.float32)[None, :]), dtype=np.float32)
+    out.eliminate_zeros()
+    return out
+
+
+def _new_customer_metrics(
+    model: Model,
+    test: sp.csr_matrix,
+    ks: Sequence[int],
+    *,
+    baskets: sp.csr_matrix | None,
+    features: sp.csr_matrix | None,
+    categories: np.ndarray | None,
+    item_vectors: np.ndarray | None,
+) -> tuple[int, dict[int, dict[str, float]]]:
+    """Metrics of customers the model never saw, ranked from their first ``baskets`` (rows of
+    purchases), their encoded ``features``, or both, against their ``test`` rows."""
+    ks = clamp_ks(ks, model.train.n_items)[0]
+    users = np.flatnonzero(np.diff(test.indptr))
+    totals = _totals(model, ks, categories, item_vectors)
     depth = max(ks)
-    # Lists a batch of users at a time: memory is bounded whatever the number of users.
     batch = max(1, _EVALUATION_BATCH_BYTES // (64 * depth))
+    ids = model.train.items.ids
     for start in range(0, users.size, batch):
         some = users[start : start + batch]
-        if candidates is None:
-            recommended, _ = recommend(model, some, depth, n_threads=n_threads)
-        else:
-            among = candidates[start : start + batch]
-            recommended = _recommend_among(model, some, among, depth, n_threads)
-        totals.add(recommended, truth[start : start + batch])
+        given = None
+        if baskets is not None:
+            rows = baskets[some]
+            given = [
+                ids[rows.indices[a:b]]
+                for a, b in zip(rows.indptr[:-1], rows.indptr[1:], strict=True)
+            ]
+        recommended, _ = recommend_new_customers(
+            model, given, None if features is None else features[some], depth
+        )
+        totals.add(recommended, test[some])
     return int(users.size), totals.result()
+
+
+def evaluate_tasks(
+    model: Model,
+    split: Split,
+    ks: Sequence[int],
+    *,
+    n_threads: int = 1,
+    categories: np.ndarray | None = None,
+    item_vectors: np.ndarray | None = None,
+) -> dict[str, TaskResult]:
+    """Every task of a cold-start split, first the one that ranks models; full ranking.
+
+    Cold items: ``cold`` ranks among the held-out items only, against each customer's
+    purchases of them; ``overall`` ranks among every item against every held-out purchase (do
+    cold items surface at all?); ``warm`` ranks among the items bought in train against the
+    held-out purchases of those (no regression on what the model has seen). Cold customers:
+    ``features`` ranks each from their customer features alone; with a first purchase,
+    ``both`` (features and that basket) comes first and ``first-purchase`` (the basket alone)
+    last, all against what they bought after it.
+    """
+    metrics = {"categories": categories, "item_vectors": item_vectors}
+    n_items = model.train.n_items
+    if split.cold_items is not None:
+        cold = np.asarray(split.cold_items, dtype=bool)
+        seen = np.bincount(model.train.matrix.indices, minlength=n_items) > 0
+        tasks = {
+            "cold": (f"the {int(cold.sum()):,} held-out items", cold),
+            "overall": (f"all {n_items:,} items", None),
+            "warm": (f"the {int(seen.sum()):,} items bought in train", seen),
+        }
+        out = {}
+        for name, (among, keep) in tasks.items():
+            truth = split.test if keep is None else _columns(split.test, keep)
+            allow = None if keep is None else np.flatnonzero(keep)
+            n, values = evaluate_model(
+                model, truth, ks, n_threads=n_threads, allow_items=allow, **metrics
+            )
+            out[name] = TaskResult(among, n, values)
+        return out
+    if split.cold_users is not None:
+        if model.user_features is None:
+            raise ParameterError(
+                "a cold-customer split needs a model fitted with customer features (user_features=)"
+            )
+        encoded = model.user_features.matrix
+        first = split.first_purchases
+        ways = {"features": (None, encoded)}
+        if first is not None:
+            ways = {"both": (first, encoded), **ways, "first-purchase": (first, None)}
+        out = {}
+        for name, (baskets, features) in ways.items():
+            n, values = _new_customer_metrics(
+                model, split.test, ks, baskets=baskets, features=features, **metrics
+            )
+            out[name] = TaskResult(f"all {n_items:,} items", n, values)
+        return out
+    raise ParameterError(f"{split.protocol}: not a cold-start split (no tasks)")
 
 
 def evaluate_backend(
@@ -218,16 +358,57 @@ def evaluate_backend(
     sampled_negatives: int | None = None,
     categories: np.ndarray | None = None,
     item_vectors: np.ndarray | None = None,
+    item_features: Features | None = None,
+    user_features: Features | None = None,
+    coldstart: ColdStart | None = None,
 ) -> Evaluation:
     """Fit ``backend`` on the split's train part and evaluate it on the held-out part.
 
-    ``seed`` seeds the fit and, with ``sampled_negatives``, the draw of negatives.
+    ``seed`` seeds the fit and, with ``sampled_negatives``, the draw of negatives. Features
+    and ``coldstart`` go to ``fit_model``; a cold-start split (``make_split`` with
+    ``cold-items`` or ``cold-users``) is evaluated task by task (``evaluate_tasks``).
     """
     ks = _checked_ks(ks)
     sampled_negatives = _checked_negatives(sampled_negatives)
+    cold_split = split.cold_items is not None or split.cold_users is not None
+    if cold_split and sampled_negatives is not None:
+        raise ParameterError(
+            f"{split.protocol}: sampled ranking is for leave-one-out, ratio and temporal "
+            "splits; cold-start tasks rank the full catalogue (drop --sampled)"
+        )
     start = time.perf_counter()
-    model = fit_model(split.train, backend, params, weighting=weighting, seed=seed)
+    model = fit_model(
+        split.train,
+        backend,
+        params,
+        weighting=weighting,
+        seed=seed,
+        item_features=item_features,
+        user_features=user_features,
+        coldstart=coldstart,
+    )
     fit_seconds = time.perf_counter() - start
+    if cold_split:
+        tasks = evaluate_tasks(
+            model,
+            split,
+            ks,
+            n_threads=n_threads,
+            categories=categories,
+            item_vectors=item_vectors,
+        )
+        first = next(iter(tasks.values()))
+        return Evaluation(
+            backend,
+            model.params,
+            split.protocol,
+            seed,
+            first.n_users,
+            first.metrics,
+            fit_seconds,
+            ranking_label(None),
+            tasks,
+        )
     n_users, metrics = evaluate_model(
         model,
         split.test,

@@ -10,6 +10,8 @@ import attrs
 import numpy as np
 
 from growthrec.backends.contract import Backend, resolve_params
+from growthrec.core.coldstart import ColdStart
+from growthrec.core.features import Features
 from growthrec.core.seeds import Seed, resolve_rng
 from growthrec.core.split import Split
 from growthrec.errors import ParameterError
@@ -117,11 +119,16 @@ def run_trials(
     seed: int | None = 0,
     n_threads: int = 1,
     on_trial: Callable[[int, Mapping[str, Any]], None] | None = None,
+    item_features: Features | None = None,
+    user_features: Features | None = None,
+    coldstart: ColdStart | None = None,
 ) -> list[Trial]:
     """Evaluate every setting on ``split``; trials best first by ``metric`` at ``k``.
 
     Ties keep the order tried, so the result is deterministic. A ``k`` deeper than the
-    catalogue is ranked at the catalogue's size, as ``evaluate_model`` computes it.
+    catalogue is ranked at the catalogue's size, as ``evaluate_model`` computes it. Features
+    and ``coldstart`` go to every fit; on a cold-start split trials rank by the first task
+    (the cold items, or customers from their features).
     """
     k = min(int(k), max(split.train.n_items, 1))
     trials = []
@@ -136,6 +143,9 @@ def run_trials(
             weighting=weighting,
             seed=seed,
             n_threads=n_threads,
+            item_features=item_features,
+            user_features=user_features,
+            coldstart=coldstart,
         )
         if metric not in result.metrics[k]:
             raise ParameterError(
