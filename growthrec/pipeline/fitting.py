@@ -44,6 +44,7 @@ def fit_model(
     item_features: Features | None = None,
     user_features: Features | None = None,
     coldstart: ColdStart | None = None,
+    start: Mapping[str, np.ndarray] | None = None,
 ) -> Model:
     """Fit the backend called ``backend`` on ``data`` (weighted by ``weighting``) into a Model.
 
@@ -52,7 +53,9 @@ def fit_model(
 
     ``item_features`` (a row per item of ``data``, products nobody bought included) and
     ``user_features`` (a row per customer) give every backend cold start (see
-    ``growthrec.pipeline.coldstart``); ``coldstart`` sets how.
+    ``growthrec.pipeline.coldstart``); ``coldstart`` sets how. ``start`` holds factors to
+    start from instead of random ones (rows aligned with ``data``), for a backend with the
+    optional ``fit_warm`` method (``als``); see ``growthrec.evaluation.retraining``.
     """
     impl = get_backend(backend)
     resolved = resolve_params(impl, params or {})
@@ -76,7 +79,7 @@ def fit_model(
         # Overflow warnings would print beside the one-line error; the checks below decide.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            arrays = dict(_fit(impl, matrix, resolved, seed, item_features, options))
+            arrays = dict(_fit(impl, matrix, resolved, seed, item_features, options, start))
     except FloatingPointError:
         raise _fit_failure(impl, "the fit diverged (NaN)", data, matrix, params) from None
     _check_arrays(impl, arrays, resolved, data, matrix, params or {})
@@ -109,9 +112,15 @@ def _fit(
     seed: int | None,
     item_features: Features | None,
     options: ColdStart,
+    start: Mapping[str, np.ndarray] | None = None,
 ) -> Mapping[str, np.ndarray]:
     """The backend's fit, given the item features the way it takes them (if it takes them)."""
     rng = resolve_rng(seed)
+    if start is not None:
+        warm = getattr(impl, "fit_warm", None)
+        if not callable(warm) or item_features_as_rows(impl):
+            raise ParameterError(f"backend {impl.name!r} cannot start from given factors")
+        return warm(matrix, params, rng, start)
     with_features = getattr(impl, "fit_with_features", None)
     if item_features is not None and callable(with_features):
         return with_features(matrix, item_features.matrix, params, rng)
