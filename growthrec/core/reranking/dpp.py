@@ -48,7 +48,9 @@ def dpp_lists(
     """Fill ``builder``'s lists by greedy DPP MAP inference (``strength`` > 0)."""
     b, m = relevance.shape
     n = builder.positions.shape[1]
-    quality = (1.0 - strength) / strength * relevance  # 2α r
+    # 2α r; past 1e12 (strength below 1e-12) the order is the relevance order anyway.
+    factor = min((1.0 - strength) / strength, 1e12)
+    quality = factor * relevance
     depth = n if window is None else min(n, window - 1)
     c = np.zeros((b, depth, m))
     d2 = np.ones((b, m))

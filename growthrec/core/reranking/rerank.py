@@ -71,9 +71,14 @@ def _check(
         raise ParameterError(f"rerank: candidate {candidates.min()} is below -1 (-1 pads a row)")
     top = int(candidates.max()) if candidates.size else -1
     if spec.needs_similarity and similarity is None:
+        if spec.similarity == "categories":
+            raise ParameterError(
+                f"rerank: {spec.kind} compares items by their categories, and the model has none "
+                "(train with a catalogue that has a category column, or choose another similarity)"
+            )
         raise ParameterError(
-            f"rerank: {spec.kind} compares items by {spec.similarity}, and there are none "
-            f"(give them, or choose another similarity)"
+            f"rerank: {spec.kind} compares items by their {spec.similarity}, and there are none "
+            "(choose another similarity)"
         )
     if spec.needs_categories and categories is None:
         raise ParameterError(
@@ -187,7 +192,8 @@ def rerank(
             positions, gains = _plain(relevance, min(n, m))
             positions = np.where(np.isneginf(gains), -1, positions)
         else:
-            builder = ListBuilder(batch, n, caps)
+            builder = ListBuilder(batch, n, caps)  # never takes padding, so its relevance is moot
+            relevance = np.where(batch >= 0, relevance, 0.0)
             if plain:
                 for step in range(n):
                     if not builder.take(step, relevance)[1].any():

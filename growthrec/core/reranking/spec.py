@@ -73,9 +73,8 @@ class RerankSpec:
 
     @property
     def needs_categories(self) -> bool:
-        """Whether this pass needs item categories (calibration, or similarity from them)."""
-        uses_similarity = self.kind in ("mmr", "dpp") and self.similarity == "categories"
-        return self.strength > 0 and (self.kind == "calibration" or uses_similarity)
+        """Whether this pass needs the category tables (calibration at strength > 0)."""
+        return self.kind == "calibration" and self.strength > 0
 
     @property
     def needs_similarity(self) -> bool:
