@@ -180,9 +180,9 @@ def _encode(
     if empty.any():
         first = int(np.flatnonzero(empty)[0])
         names = [spec.column for spec in features.specs]
-        values = {c: columns[c][first] for c in names}
+        values = {c: str(columns[c][first]) for c in names}
         if any(v.strip() for v in values.values()):
-            shown = ", ".join(f"{c}={v!r}" for c, v in values.items())
+            shown = ", ".join(f"{c}={v!r}" for c, v in values.items() if v.strip())
             reason = f"no feature value the model knows ({shown})"
         else:
             reason = f"no value in {', '.join(names)}"
