@@ -6,6 +6,10 @@ computing most of them: items are visited in decreasing order of their factor no
 user's k-th best score beats ``‖user‖ · ‖item‖`` (Cauchy–Schwarz) for every item not yet
 visited, nothing left can enter the list, so the user is done. Both are exact: the same
 lists as a full sort of every score, ties going to the lower item index.
+
+The item order ``top_k_factors`` needs does not depend on the request: ``items_by_norm``
+builds it once (an ``ItemsByNorm``), and a server hands that value in on every call, so one
+customer's list costs the few products it needs, not a sort and a copy of the catalogue.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import attrs
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -24,8 +29,10 @@ from growthrec.errors import ParameterError
 
 __all__ = [
     "FactorBatch",
+    "ItemsByNorm",
     "ScoreBatch",
     "batch_rows",
+    "items_by_norm",
     "thread_count",
     "top_k",
     "top_k_batched",
@@ -50,6 +57,14 @@ GROUP_ROWS = 512
 #: Scores one block of ``top_k_factors`` may hold (32 MiB of float32): wide blocks take
 #: fewer users at a time, so memory stays flat even when no user can stop early.
 BLOCK_CELLS = 8 * 2**20
+#: Batches of at most this many users are ranked one user at a time, on vectors (``_rank_one``):
+#: for a request or two the batch bookkeeping costs more than the products.
+ONE_BY_ONE_ROWS = 4
+#: At most this many users in one batch are ranked without capping BLAS at one thread: their
+#: products are too small for BLAS to split, and entering ``threadpool_limits`` costs ~2 ms
+#: (it scans the loaded libraries) and changes process-wide state that concurrent requests
+#: would race on.
+SMALL_BATCH_ROWS = 64
 #: Rows narrower than this are ranked whole, with one ``np.partition`` (grouping would not pay).
 _GROUPED_MIN_ITEMS = 512
 
@@ -301,10 +316,51 @@ def top_k_batched(
     return items, scores
 
 
+@attrs.frozen(eq=False)
+class ItemsByNorm:
+    """Item factors in the order ``top_k_factors`` visits them: by decreasing norm.
+
+    Nothing here depends on a request, so it is built once per model (``items_by_norm``) and
+    shared by every call, from any number of threads: the arrays are read-only.
+    """
+
+    #: (n_items, n_factors) float32, C-contiguous: row p is the item visited at position p.
+    factors: np.ndarray
+    #: The item at each visiting position.
+    ids: np.ndarray
+    #: Each visiting position's factor norm (float64), falling.
+    norms: np.ndarray
+    #: The visiting position of each item: the inverse of ``ids``.
+    position: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def n_factors(self) -> int:
+        return int(self.factors.shape[1])
+
+
+def items_by_norm(item_factors: np.ndarray) -> ItemsByNorm:
+    """``item_factors`` (items x factors) sorted by decreasing norm, ties by item index."""
+    factors = np.asarray(item_factors, dtype=np.float32)
+    if factors.ndim != 2:
+        raise ParameterError(f"item_factors has shape {factors.shape}, expected (items, factors)")
+    norms = np.sqrt(np.square(factors, dtype=np.float64).sum(axis=1))
+    ids = np.argsort(-norms, kind="stable").astype(np.int64, copy=False)
+    position = np.empty(ids.size, dtype=np.int64)
+    position[ids] = np.arange(ids.size)
+    arrays = (np.ascontiguousarray(factors[ids]), ids, norms[ids], position)
+    for array in arrays:
+        array.flags.writeable = False
+    return ItemsByNorm(*arrays)
+
+
 def top_k_factors(
     user_batch: FactorBatch,
     n_rows: int,
-    item_factors: np.ndarray,
+    item_factors: np.ndarray | ItemsByNorm,
     k: int,
     *,
     exclude_rows: sp.csr_matrix | None = None,
@@ -321,21 +377,19 @@ def top_k_factors(
     the skewed norms of real factor models most users stop after the first block, so most
     scores are never computed. Nothing is approximated; the bound carries a margin for
     float32 rounding.
+
+    ``item_factors`` may be given already sorted (``items_by_norm``): then a call costs only
+    what its users need, which is what makes one customer's list cheap.
     """
-    item_factors = np.asarray(item_factors, dtype=np.float32)
-    n_items, n_factors = item_factors.shape
+    index = item_factors if isinstance(item_factors, ItemsByNorm) else items_by_norm(item_factors)
+    n_items = index.n_items
     _check(k, exclude_rows, n_rows, n_items)
-    pool = np.flatnonzero(~_item_mask(n_items, exclude_items, allow_items))
-    norms = np.sqrt(np.square(item_factors[pool], dtype=np.float64).sum(axis=1))
-    by_norm = np.argsort(-norms, kind="stable")
-    ordered_ids = pool[by_norm]  # the item at each visiting position
-    falling_norms = norms[by_norm]
-    ordered = np.ascontiguousarray(item_factors[ordered_ids])
-    position = np.full(n_items, -1, dtype=np.int64)  # visiting position of each item
-    position[ordered_ids] = np.arange(ordered_ids.size)
+    ordered, ordered_ids, falling_norms, position, banned_at = _visiting_order(
+        index, exclude_items, allow_items
+    )
     # A float32 dot product is within n_factors * eps of its exact value, relative to the
     # bound; this margin makes the bound safe whatever the rounding.
-    margin = 1.0 + max(1e-4, 8 * n_factors * float(np.finfo(np.float32).eps))
+    margin = 1.0 + max(1e-4, 8 * index.n_factors * float(np.finfo(np.float32).eps))
     size = batch_size or FACTOR_BATCH_ROWS
     items = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
@@ -346,6 +400,14 @@ def top_k_factors(
         users = np.ascontiguousarray(user_batch(start, stop), dtype=np.float32)
         rows, columns = _row_entries(exclude_rows, start, stop)
         at = position[columns]
+        if stop - start <= ONE_BY_ONE_ROWS:
+            rising = -falling_norms
+            for row in range(stop - start):
+                seen = np.sort(at[(rows == row) & (at >= 0)])
+                items[start + row], scores[start + row] = _rank_one(
+                    users[row], ordered, ordered_ids, rising, seen, banned_at, k, margin
+                )
+            return
         items[start:stop], scores[start:stop] = _rank_by_norm(
             users,
             ordered,
@@ -353,14 +415,94 @@ def top_k_factors(
             falling_norms,
             rows[at >= 0],
             at[at >= 0],
+            banned_at,
             k,
             margin,
             buffers,
         )
 
     # Many small products (a block of users by a block of items): BLAS threads only add work.
-    _run_batches(run, range(0, n_rows, size), n_threads, one_blas=True)
+    # A few users (one request) are left alone: see SMALL_BATCH_ROWS.
+    _run_batches(run, range(0, n_rows, size), n_threads, one_blas=n_rows > SMALL_BATCH_ROWS)
     return items, scores
+
+
+def _visiting_order(
+    index: ItemsByNorm, exclude_items: np.ndarray | None, allow_items: np.ndarray | None
+) -> tuple[np.ndarray, ...]:
+    """The arrays one ``top_k_factors`` call visits, and the visiting positions it must skip.
+
+    No item list: ``index``'s own arrays, nothing copied. A few items banned: the same arrays,
+    the banned positions scored ``-inf`` as they are visited. Most banned (a short allow
+    list): only the allowed rows, copied in visiting order, so the call scores no others.
+    """
+    none = np.empty(0, dtype=np.int64)
+    whole = (index.factors, index.ids, index.norms, index.position, none)
+    if exclude_items is None and allow_items is None:
+        return whole
+    banned = _item_mask(index.n_items, exclude_items, allow_items)[index.ids]
+    n_banned = int(np.count_nonzero(banned))
+    if n_banned == 0:
+        return whole
+    if 2 * n_banned <= index.n_items:
+        return (*whole[:4], np.flatnonzero(banned))
+    kept = np.flatnonzero(~banned)
+    ids = index.ids[kept]
+    position = np.full(index.n_items, -1, dtype=np.int64)
+    position[ids] = np.arange(ids.size)
+    return index.factors[kept], ids, index.norms[kept], position, none
+
+
+def _rank_one(
+    user: np.ndarray,
+    ordered: np.ndarray,
+    ordered_ids: np.ndarray,
+    rising: np.ndarray,
+    seen_at: np.ndarray,
+    banned_at: np.ndarray,
+    k: int,
+    margin: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_rank_by_norm`` for one user, on vectors: what one request needs, without the
+    bookkeeping of a batch (a few matrix-vector products and partitions, well under 1 ms).
+
+    ``rising`` is the negated falling norms; ``seen_at`` and ``banned_at`` are sorted visiting
+    positions to skip. Blocks double in width until the bound rules the rest out; the final
+    list is an exact sort of the candidates by (score descending, item ascending).
+    """
+    n_pool = ordered.shape[0]
+    scores = np.empty(n_pool, dtype=np.float32)
+    user_norm = float(np.sqrt(np.square(user, dtype=np.float64).sum()))
+    top = np.empty(0, dtype=np.float32)  # the k best scores so far, in no order
+    kth = -np.inf
+    lo, width, reach = 0, max(min(FIRST_BLOCK_ITEMS, BLOCK_CELLS), 4 * k, 64), n_pool
+    while lo < reach:
+        hi = min(lo + width, reach)
+        block = scores[lo:hi]
+        np.matmul(ordered[lo:hi], user, out=block)
+        for skip in (seen_at, banned_at):
+            if skip.size:
+                lo_skip, hi_skip = np.searchsorted(skip, [lo, hi])
+                block[skip[lo_skip:hi_skip] - lo] = -np.inf
+        pool = np.concatenate([top, block])
+        top = np.partition(pool, pool.size - k)[pool.size - k :] if pool.size > k else pool
+        if top.size == k:
+            kth = float(top.min())
+            if kth > 0:  # items past the reach score below the k-th (a k-th <= 0 bounds nothing)
+                bound = kth / (user_norm * margin)
+                reach = int(np.searchsorted(rising, -bound, "right"))
+        lo, width = hi, 2 * width
+    visited = scores[:lo]
+    if np.isnan(visited).any():
+        raise ParameterError("scores of row 0 include NaN; they cannot be ranked")
+    candidates = np.flatnonzero(visited >= kth)
+    ids, values = ordered_ids[candidates], visited[candidates]
+    order = np.lexsort((ids, -values))[:k]
+    items = np.full(k, -1, dtype=np.int64)
+    best = np.full(k, -np.inf, dtype=np.float32)
+    items[: order.size], best[: order.size] = ids[order], values[order]
+    items[np.isneginf(best)] = -1
+    return items, best
 
 
 def _rank_by_norm(
@@ -370,13 +512,15 @@ def _rank_by_norm(
     falling_norms: np.ndarray,
     seen_rows: np.ndarray,
     seen_at: np.ndarray,
+    banned_at: np.ndarray,
     k: int,
     margin: float,
     buffers: _Buffers,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One batch of ``top_k_factors``: items in visiting order, block by block.
 
-    ``seen_rows``/``seen_at`` are the excluded (row, visiting position) pairs of the batch.
+    ``seen_rows``/``seen_at`` are the excluded (row, visiting position) pairs of the batch;
+    ``banned_at`` the visiting positions excluded for every row, sorted.
     Every user gets the first block. The bound then says how far each of the others must go
     (their reach); they are sorted by it and taken in groups, each group going only as far
     as its own users need, and stopping early where their lists improve on the way.
@@ -393,6 +537,9 @@ def _rank_by_norm(
         """Score items lo:hi for ``rows``, with exclusions (``at_rows`` index into ``rows``)."""
         block = buffers.take(rows.size, hi - lo)
         np.matmul(users[rows], ordered[lo:hi].T, out=block)
+        if banned_at.size:
+            lo_ban, hi_ban = np.searchsorted(banned_at, [lo, hi])
+            block[:, banned_at[lo_ban:hi_ban] - lo] = -np.inf
         if at.size:
             block.reshape(-1)[at_rows * (hi - lo) + (at - lo)] = -np.inf
         new_ids, new = _select(block, k, ordered_ids[lo:hi])
