@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
-from growthrec.evaluation.protocols import PROTOCOLS, Protocol, make_split, make_validation_split
+from growthrec.evaluation.protocols import (
+    COLD_PROTOCOLS,
+    PROTOCOLS,
+    Protocol,
+    check_features,
+    make_split,
+    make_validation_split,
+)
 from growthrec.evaluation.runs import (
     Evaluation,
+    TaskResult,
     categories_from,
     clamp_ks,
     evaluate_backend,
     evaluate_model,
+    evaluate_tasks,
     item_vectors_for_diversity,
     ranking_label,
 )
 from growthrec.evaluation.tuning import SearchSpace, Trial, candidates, parse_space, run_trials
 
 __all__ = [
+    "COLD_PROTOCOLS",
     "PROTOCOLS",
     "Evaluation",
     "Protocol",
     "SearchSpace",
+    "TaskResult",
     "Trial",
     "candidates",
     "categories_from",
+    "check_features",
     "clamp_ks",
     "evaluate_backend",
     "evaluate_model",
+    "evaluate_tasks",
     "item_vectors_for_diversity",
     "make_split",
     "make_validation_split",
