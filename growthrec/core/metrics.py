@@ -5,6 +5,8 @@
 Every mean is over the users with at least one held-out item; the exact definitions are in the
 README ("Metrics"). Two beyond-accuracy measures need no truth: novelty (how unpopular the
 recommended items are, in bits) and intra-list diversity (how unalike the items of one list are).
+Three more need no truth either: the Gini index of exposure over the catalogue, the share of
+long-tail items, and miscalibration (how far a list's category mix is from the customer's).
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from growthrec.errors import ParameterError
 
 __all__ = [
     "BEYOND_ACCURACY",
+    "CALIBRATION_ALPHA",
+    "HEAD_SHARE",
     "METRIC_NAMES",
+    "MORE_BEYOND_ACCURACY",
     "MetricTotals",
     "catalog_coverage_at_k",
+    "gini_exposure_at_k",
     "hit_matrix",
     "hit_rate_at_k",
     "intra_list_diversity_at_k",
+    "long_tail_items",
+    "long_tail_share_at_k",
     "map_at_k",
+    "miscalibration_at_k",
     "mrr_at_k",
     "ndcg_at_k",
     "novelty_at_k",
@@ -37,6 +46,13 @@ __all__ = [
 METRIC_NAMES = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr", "coverage")
 #: What it adds when given item popularity (novelty, in bits) or item features (diversity).
 BEYOND_ACCURACY = ("novelty", "diversity")
+#: What it adds when asked: exposure's Gini index, the long-tail share, miscalibration.
+MORE_BEYOND_ACCURACY = ("gini", "long_tail", "miscalibration")
+
+#: The share of all interactions the head holds: the long tail is every other item.
+HEAD_SHARE = 0.8
+#: Steck's smoothing ``α`` of a list's category distribution towards the customer's.
+CALIBRATION_ALPHA = 0.01
 
 #: The per-user metrics ``_per_user`` computes, in ``METRIC_NAMES`` order.
 _PER_USER = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr")
@@ -293,6 +309,152 @@ def intra_list_diversity_at_k(
     return total / count if count else 0.0
 
 
+def _exposure_gini(exposure: np.ndarray) -> float:
+    """Gini index of a non-negative count per item: 0 when equal, ``1 - 1/n`` when one item
+    has everything; ``Σ_i (2i - n - 1) x_(i) / (n Σ x)`` over the counts sorted ascending."""
+    x = np.sort(np.asarray(exposure, dtype=np.float64))
+    n, total = x.size, x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    return float(((2.0 * ranks - n - 1.0) * x).sum() / (n * total))
+
+
+def gini_exposure_at_k(recommended: np.ndarray, k: int, n_items: int) -> float:
+    """Gini index of how often each of the catalogue's ``n_items`` appears in the top ``k``.
+
+    Every appearance counts once, whatever its rank, and items never recommended count with 0:
+    0 means every item is shown equally often, values near 1 that a few items take all the
+    exposure (the largest possible is ``1 - 1/n_items``).
+    """
+    if n_items < 1:
+        raise ParameterError(f"n_items={n_items} must be at least 1")
+    top = _top(recommended, k)
+    _check_item_table(top, n_items, "the catalogue")
+    return _exposure_gini(np.bincount(top[top >= 0], minlength=n_items))
+
+
+def long_tail_items(item_counts: np.ndarray, head_share: float = HEAD_SHARE) -> np.ndarray:
+    """True for the long-tail items: all but the head, the fewest most popular items whose
+    interactions reach ``head_share`` of all (Abdollahpouri et al.'s short head, 80% by
+    default). Ties in popularity go to the lower item index; an item nobody bought is tail."""
+    counts = np.asarray(item_counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu" or (counts.size and counts.min() < 0):
+        raise ParameterError("item_counts must be a 1-D array of non-negative integers")
+    if not (0.0 < head_share <= 1.0):
+        raise ParameterError(f"head_share={head_share} must lie in (0, 1]")
+    tail = np.ones(counts.size, dtype=bool)
+    total = counts.sum(dtype=np.float64)
+    if total == 0:
+        return tail
+    order = np.lexsort((np.arange(counts.size), -counts.astype(np.int64)))
+    reached = np.cumsum(counts[order], dtype=np.float64) >= head_share * total
+    head = order[: int(np.argmax(reached)) + 1]
+    tail[head] = False
+    tail[counts == 0] = True
+    return tail
+
+
+def _share_totals(top: np.ndarray, flags: np.ndarray) -> tuple[float, int]:
+    """Sum of the per-list share of flagged items, and the number of lists with a valid item."""
+    valid = top >= 0
+    n_valid = valid.sum(axis=1)
+    flagged = (valid & flags[np.where(valid, top, 0)]).sum(axis=1)
+    users = n_valid > 0
+    return float((flagged[users] / n_valid[users]).sum()), int(users.sum())
+
+
+def long_tail_share_at_k(
+    recommended: np.ndarray, k: int, item_counts: np.ndarray, head_share: float = HEAD_SHARE
+) -> float:
+    """Mean share of long-tail items (``long_tail_items``) among the valid items of a top ``k``,
+    over users with at least one valid item."""
+    top = _top(recommended, k)
+    tail = long_tail_items(item_counts, head_share)
+    _check_item_table(top, tail.size, "item_counts")
+    total, count = _share_totals(top, tail)
+    return total / count if count else 0.0
+
+
+def _distribution_rows(matrix: np.ndarray | sp.spmatrix, what: str) -> sp.csr_matrix:
+    """Non-negative rows scaled to sum to 1 (all-zero rows stay zero), as float64 CSR."""
+    rows = sp.csr_matrix(matrix, dtype=np.float64)
+    if rows.nnz and (rows.data.min() < 0 or not np.isfinite(rows.data).all()):
+        raise ParameterError(f"{what} must hold finite non-negative values")
+    totals = np.asarray(rows.sum(axis=1)).ravel()
+    return sp.csr_matrix(
+        sp.diags(np.where(totals > 0, 1.0 / np.where(totals > 0, totals, 1), 0)) @ rows
+    )
+
+
+def _miscalibration_totals(
+    top: np.ndarray, items: sp.csr_matrix, users: sp.csr_matrix, alpha: float
+) -> tuple[float, int]:
+    """Sum of per-list KL(p ‖ (1 - α) q + α p), and the number of lists it is defined for."""
+    valid = top >= 0
+    n_valid = valid.sum(axis=1)
+    rows = np.nonzero(valid)[0]
+    weights = 1.0 / n_valid[rows]
+    listed = sp.csr_matrix((weights, (rows, top[valid])), shape=(top.shape[0], items.shape[0]))
+    q = (listed @ items).toarray()
+    p = users.toarray()
+    smoothed = (1.0 - alpha) * q + alpha * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * np.log(p / smoothed), 0.0).sum(axis=1)
+    defined = (n_valid > 0) & (p.sum(axis=1) > 0)
+    return float(kl[defined].sum()), int(defined.sum())
+
+
+def _checked_calibration(
+    top: np.ndarray,
+    item_categories: np.ndarray | sp.spmatrix,
+    user_categories: np.ndarray | sp.spmatrix,
+    alpha: float,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    if not (0.0 < alpha < 1.0):
+        raise ParameterError(f"alpha={alpha} must lie in (0, 1)")
+    items = _distribution_rows(item_categories, "item_categories")
+    users = _distribution_rows(user_categories, "user_categories")
+    if users.shape[0] != top.shape[0]:
+        raise ParameterError(
+            f"user_categories has {users.shape[0]} rows but recommendations have {top.shape[0]}"
+        )
+    if users.shape[1] != items.shape[1]:
+        raise ParameterError(
+            f"user_categories has {users.shape[1]} categories but item_categories {items.shape[1]}"
+        )
+    _check_item_table(top, items.shape[0], "item_categories")
+    return items, users
+
+
+def miscalibration_at_k(
+    recommended: np.ndarray,
+    k: int,
+    item_categories: np.ndarray | sp.spmatrix,
+    user_categories: np.ndarray | sp.spmatrix,
+    alpha: float = CALIBRATION_ALPHA,
+) -> float:
+    """Mean KL divergence, in nats, of each top ``k``'s category mix from its customer's.
+
+    Steck (RecSys 2018): ``KL(p ‖ q̃)``, ``p`` the customer's row of ``user_categories``
+    (n_users, n_categories; scaled to sum to 1), ``q`` the mean of the rows of
+    ``item_categories`` (n_items, n_categories; each scaled to sum to 1, so an item of several
+    categories splits its weight) over the list's valid items, ``q̃ = (1 - α) q + α p`` with
+    ``α = 0.01`` so that it stays finite. 0 is a perfectly calibrated list. The mean is over
+    users with a history and at least one valid item.
+    """
+    top = _top(recommended, k)
+    items, users = _checked_calibration(top, item_categories, user_categories, alpha)
+    size = max(1, _DIVERSITY_BATCH_BYTES // (32 * max(items.shape[1], 1)))
+    total, count = 0.0, 0
+    for start in range(0, top.shape[0], size):
+        more, n = _miscalibration_totals(
+            top[start : start + size], items, users[start : start + size], alpha
+        )
+        total, count = total + more, count + n
+    return total / count if count else 0.0
+
+
 class MetricTotals:
     """Running totals of every metric at every K, fed one batch of users at a time.
 
@@ -309,6 +471,9 @@ class MetricTotals:
         n_users: int | None = None,
         categories: np.ndarray | None = None,
         item_vectors: np.ndarray | None = None,
+        exposure: bool = False,
+        head_share: float | None = None,
+        item_categories: np.ndarray | sp.spmatrix | None = None,
     ) -> None:
         if (item_counts is None) != (n_users is None):
             raise ParameterError("novelty needs both item_counts and n_users; give both or neither")
@@ -331,17 +496,46 @@ class MetricTotals:
             if categories is None and item_vectors is None
             else _diversity_table(categories, item_vectors)
         )
+        if head_share is not None and item_counts is None:
+            raise ParameterError("the long-tail share needs item_counts and n_users")
+        self.exposure = bool(exposure)
+        self.long_tail = None if head_share is None else long_tail_items(item_counts, head_share)
+        self.item_categories = (
+            None
+            if item_categories is None
+            else _distribution_rows(item_categories, "item_categories")
+        )
+        if self.item_categories is not None and self.item_categories.shape[0] != n_items:
+            raise ParameterError(
+                f"item_categories has {self.item_categories.shape[0]} rows, expected {n_items}"
+            )
         self._sums = {k: dict.fromkeys(_PER_USER, 0.0) for k in self.ks}
+        self._exposure = {k: np.zeros(self.n_items, dtype=np.int64) for k in self.ks}
+        self._long_tail = {k: (0.0, 0) for k in self.ks}
+        self._miscalibration = {k: (0.0, 0) for k in self.ks}
         self._novelty = {k: (0.0, 0) for k in self.ks}
         self._diversity = {k: (0.0, 0) for k in self.ks}
         self._covered = {k: np.zeros(self.n_items, dtype=bool) for k in self.ks}
         self._n_evaluated = 0
 
-    def add(self, recommended: np.ndarray, truth: sp.csr_matrix) -> None:
-        """Add a batch: lists (users x >= max K, -1 padded) and the same users' held-out rows."""
+    def add(
+        self,
+        recommended: np.ndarray,
+        truth: sp.csr_matrix,
+        user_categories: np.ndarray | sp.spmatrix | None = None,
+    ) -> None:
+        """Add a batch: lists (users x >= max K, -1 padded) and the same users' held-out rows
+        (and their category distributions, when miscalibration is measured)."""
         n_relevant = _relevant_counts(truth)
         hits = hit_matrix(recommended, truth)
         evaluated = np.asarray(recommended, dtype=np.int64)[n_relevant > 0]
+        if (self.item_categories is None) != (user_categories is None):
+            raise ParameterError(
+                "miscalibration needs item_categories and user_categories; give both or neither"
+            )
+        users = None
+        if user_categories is not None:
+            users = sp.csr_matrix(user_categories)[np.flatnonzero(n_relevant > 0)]
         self._n_evaluated += evaluated.shape[0]
         for k in self.ks:
             for name, values in _per_user(hits, n_relevant, k).items():
@@ -352,6 +546,19 @@ class MetricTotals:
                 total, count = self._novelty[k]
                 more, n = _novelty_totals(top, self.item_counts, self.n_users)
                 self._novelty[k] = (total + more, count + n)
+            if self.exposure:
+                self._exposure[k] += np.bincount(top[top >= 0], minlength=self.n_items)
+            if self.long_tail is not None:
+                total, count = self._long_tail[k]
+                more, n = _share_totals(top, self.long_tail)
+                self._long_tail[k] = (total + more, count + n)
+            if users is not None:
+                items, rows = _checked_calibration(
+                    top, self.item_categories, users, CALIBRATION_ALPHA
+                )
+                total, count = self._miscalibration[k]
+                more, n = _miscalibration_totals(top, items, rows, CALIBRATION_ALPHA)
+                self._miscalibration[k] = (total + more, count + n)
             if self.diversity_table is not None:
                 table = self.diversity_table
                 what = "categories" if table.ndim == 1 else "vectors"
@@ -373,6 +580,14 @@ class MetricTotals:
             if self.diversity_table is not None:
                 total, count = self._diversity[k]
                 values["diversity"] = total / count if count else 0.0
+            if self.exposure:
+                values["gini"] = _exposure_gini(self._exposure[k])
+            if self.long_tail is not None:
+                total, count = self._long_tail[k]
+                values["long_tail"] = total / count if count else 0.0
+            if self.item_categories is not None:
+                total, count = self._miscalibration[k]
+                values["miscalibration"] = total / count if count else 0.0
             out[k] = values
         return out
 
@@ -387,12 +602,18 @@ def ranking_metrics(
     n_users: int | None = None,
     categories: np.ndarray | None = None,
     item_vectors: np.ndarray | None = None,
+    exposure: bool = False,
+    head_share: float | None = None,
+    item_categories: np.ndarray | sp.spmatrix | None = None,
+    user_categories: np.ndarray | sp.spmatrix | None = None,
 ) -> dict[int, dict[str, float]]:
     """Every metric at every ``k`` in ``ks``, as ``{k: {name: value}}``, from one hit lookup.
 
     The keys are ``METRIC_NAMES``, then ``"novelty"`` when ``item_counts`` and ``n_users`` are
-    given and ``"diversity"`` when ``categories`` or ``item_vectors`` is. Coverage, novelty and
-    diversity are computed on the evaluated users' lists only.
+    given and ``"diversity"`` when ``categories`` or ``item_vectors`` is; ``"gini"`` (of
+    exposure) when ``exposure``, ``"long_tail"`` when ``head_share`` is given with
+    ``item_counts``, ``"miscalibration"`` when ``item_categories`` and ``user_categories`` are.
+    Coverage and the beyond-accuracy metrics are computed on the evaluated users' lists only.
     """
     totals = MetricTotals(
         ks,
@@ -401,6 +622,9 @@ def ranking_metrics(
         n_users=n_users,
         categories=categories,
         item_vectors=item_vectors,
+        exposure=exposure,
+        head_share=head_share,
+        item_categories=item_categories,
     )
-    totals.add(recommended, truth)
+    totals.add(recommended, truth, user_categories)
     return totals.result()
