@@ -282,8 +282,6 @@ def _features_result(
         raise UnknownIdError(
             f"basket: {named(unknown)} not in the model's catalogue (--strict refuses them)"
         )
-    if unknown:
-        warn(f"basket items not in the model's catalogue, ignored: {named(unknown)}")
     values = {c: np.array([features.get(c, "")], dtype=object) for c in columns}
     blank = {c: np.array([""], dtype=object) for c in columns}
     unlearned = [
@@ -291,21 +289,26 @@ def _features_result(
         for c, v in features.items()
         if v and model.user_features.encode({**blank, c: values[c]}, 1).nnz == 0
     ]
-    if unlearned:
-        warn(f"customer feature values the model did not learn, ignored: {named(unlearned)}")
     result: dict[str, Any] = {"customer_features": features}
     if basket:
         result.update(basket=basket, ignored_items=unknown)
     if model.user_features.encode(values, 1).nnz == 0 and not known:
         if args.fallback == "none":
             given = ", ".join(f"{c}={v}" for c, v in features.items())
+            items_given = f" ({named(unknown)})" if unknown else ""
             raise UnknownIdError(
                 f"new customer: no feature value the model knows ({given}) and no basket item "
-                "it knows; give a value it learned, or use --fallback popular for best sellers"
+                f"it knows{items_given}; give a value it learned, or use --fallback popular for "
+                "best sellers"
             )
         items, scores = popular_items(model, args.n, exclude_items=args.exclude)
         rows = fallback_rows(model, items[0], scores[0])
         return {**result, "source": FALLBACK_POPULAR, "items": rows}
+    # Warnings only now: when nothing is known, the error (or the fallback's title) says it all.
+    if unknown:
+        warn(f"basket items not in the model's catalogue, ignored: {named(unknown)}")
+    if unlearned:
+        warn(f"customer feature values the model did not learn, ignored: {named(unlearned)}")
     items, scores = recommend_new_customers(
         model,
         [known],
