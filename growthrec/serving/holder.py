@@ -1,0 +1,262 @@
+"""The served model: one immutable value behind one reference, swapped whole when the file changes.
+
+``load_served`` reads a model file, checks it as ``load_model`` does, answers a smoke request
+with it and precomputes what every request would otherwise recompute (the best-seller order,
+ids as text). ``ModelHolder`` keeps the current ``ServedModel``; a reload builds the new value
+completely beside the old one, then assigns the reference once. A request reads the reference
+once and finishes on the value it read, so a swap never mixes two models in one answer. Only
+one model is resident, plus the new one while it is being checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from growthrec.core.model import Model
+from growthrec.errors import GrowthrecError, ModelFileError
+from growthrec.pipeline.lists import popular_items, recommend
+from growthrec.store.modelfile import load_model
+
+__all__ = [
+    "FileState",
+    "ModelHolder",
+    "ReloadOutcome",
+    "ServedModel",
+    "file_state",
+    "load_served",
+]
+
+log = logging.getLogger("growthrec.serving")
+
+#: Characters of the content hash that name a model version (48 bits: collisions are not a
+#: practical concern for the handful of models one service sees).
+VERSION_CHARS = 12
+#: Metadata keys of the model file surfaced by the model description when the file has them.
+_META_KEYS = ("format_version", "growthrec_version", "trained_at", "data_fingerprint")
+
+
+@attrs.frozen
+class FileState:
+    """What the watcher compares: a changed inode (an atomic rename), size or mtime."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def file_state(path: Path) -> FileState | None:
+    """The file's state now, or ``None`` where it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return FileState(st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@attrs.frozen
+class ServedModel:
+    """A loaded, checked model and what requests need from it besides the model itself."""
+
+    model: Model = attrs.field(eq=False)
+    #: First characters of the file's SHA-256: the same bytes are the same version.
+    version: str
+    path: Path
+    file: FileState
+    loaded_at: float
+    load_seconds: float
+    meta: dict[str, Any] = attrs.field(eq=False)
+    #: Every item index, best sellers first (ties to the lower index, as ``popular_items``).
+    popular_order: np.ndarray = attrs.field(eq=False, repr=False)
+    #: Customers who bought each item.
+    buyers: np.ndarray = attrs.field(eq=False, repr=False)
+    #: Item and customer ids as text, for search.
+    item_text: np.ndarray = attrs.field(eq=False, repr=False)
+    user_text: np.ndarray = attrs.field(eq=False, repr=False)
+
+
+def _content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def _file_meta(path: Path) -> dict[str, Any]:
+    """The metadata keys worth showing (``load_model`` has already checked the file)."""
+    with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as handle:
+        meta = json.loads(str(np.lib.format.read_array(handle, allow_pickle=False)))
+    return {key: meta.get(key) for key in _META_KEYS}
+
+
+def _smoke(model: Model) -> None:
+    """One customer's list and the best sellers: the model answers, with finite scores."""
+    items, scores = recommend(model, np.zeros(1, dtype=np.int64), min(10, model.train.n_items))
+    if items.shape[0] != 1 or not np.all(np.isfinite(scores[items >= 0])):
+        raise ValueError(f"the first customer's list has shape {items.shape} or non-finite scores")
+    popular_items(model, 1)
+
+
+def load_served(path: Path) -> ServedModel:
+    """Load, check and prepare the model at ``path``; one ``ModelFileError`` line if it fails.
+
+    A file that changes while it is read (a copy still being written) is an error too: the
+    watcher will see it change and try again.
+    """
+    started = time.perf_counter()
+    before = file_state(path)
+    model = load_model(path)  # the file's own checks: every array, shape and type
+    try:
+        version = _content_hash(path)
+        meta = _file_meta(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path}: could not be read again after loading ({exc})") from None
+    if before is None or file_state(path) != before:
+        raise ModelFileError(f"{path}: the file changed while it was being loaded")
+    try:
+        _smoke(model)
+    except GrowthrecError as exc:
+        raise ModelFileError(f"{path}: the smoke recommendation failed ({exc})") from None
+    except Exception as exc:  # a plugin's bug: the old model keeps serving
+        raise ModelFileError(
+            f"{path}: the smoke recommendation failed ({type(exc).__name__}: {exc})"
+        ) from None
+    buyers = np.bincount(model.train.matrix.indices, minlength=model.train.n_items)
+    # Stable sort of the negated counts: ties go to the lower item index, as popular_items.
+    order = np.argsort(-buyers, kind="stable")
+    return ServedModel(
+        model=model,
+        version=version,
+        path=path,
+        file=before,
+        loaded_at=time.time(),
+        load_seconds=time.perf_counter() - started,
+        meta=meta,
+        popular_order=order,
+        buyers=buyers,
+        item_text=model.train.items.ids.astype(str),
+        user_text=model.train.users.ids.astype(str),
+    )
+
+
+@attrs.frozen
+class ReloadOutcome:
+    """What one reload did: ``swapped``, ``unchanged`` (same content), ``failed`` or ``retry``
+    (the file was still changing)."""
+
+    status: str
+    version: str | None
+    previous_version: str | None
+    reason: str
+    message: str = ""
+
+
+class ModelHolder:
+    """The current ``ServedModel`` behind one reference, with reloads and a file watcher.
+
+    ``current`` is ``None`` until the first model loads. Reloads run one at a time; a failed
+    one leaves the current model serving, logs one line and calls ``on_outcome``.
+    """
+
+    def __init__(
+        self, path: Path, *, on_outcome: Callable[[ReloadOutcome], None] | None = None
+    ) -> None:
+        self.path = path
+        self.current: ServedModel | None = None
+        #: The last reload's problem while no model serves (for readiness), else ``None``.
+        self.last_error: str | None = None
+        self._on_outcome = on_outcome
+        self._lock = threading.Lock()
+        self._seen: FileState | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reload(self, reason: str) -> ReloadOutcome:
+        """Load the file, and swap it in if it is a good model of different content."""
+        with self._lock:
+            outcome = self._reload(reason)
+        if outcome.status == "failed":
+            log.error(
+                "model file rejected (%s), still serving %s: %s",
+                reason,
+                outcome.previous_version or "nothing",
+                outcome.message,
+            )
+        elif outcome.status == "swapped":
+            served = self.current
+            assert served is not None
+            log.info(
+                "model %s -> %s (%s): %s, %d customers x %d items, loaded in %.2f s",
+                outcome.previous_version or "none",
+                outcome.version,
+                reason,
+                served.model.backend,
+                served.model.train.n_users,
+                served.model.train.n_items,
+                served.load_seconds,
+            )
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        return outcome
+
+    def _reload(self, reason: str) -> ReloadOutcome:
+        old = self.current
+        old_version = old.version if old is not None else None
+        state = file_state(self.path)
+        self._seen = state
+        try:
+            served = load_served(self.path)
+        except ModelFileError as exc:
+            if file_state(self.path) != state:  # still being written: the watcher comes back
+                return ReloadOutcome("retry", None, old_version, reason, str(exc))
+            if old is None:
+                self.last_error = str(exc)
+            return ReloadOutcome("failed", None, old_version, reason, str(exc))
+        self._seen = served.file
+        if old is not None and served.version == old_version:
+            return ReloadOutcome("unchanged", old_version, old_version, reason)
+        del old  # the holder's reference is the only one left to the old model
+        self.current = served  # the swap: one reference assignment
+        self.last_error = None
+        return ReloadOutcome("swapped", served.version, old_version, reason)
+
+    def start(self, interval: float) -> None:
+        """Load the model, then watch the file every ``interval`` seconds, in a thread."""
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="growthrec-model-watch", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (a reload in progress finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self, interval: float) -> None:
+        self._safe_reload("startup")
+        while not self._stop.wait(interval):
+            state = file_state(self.path)
+            if state is not None and state != self._seen:
+                self._safe_reload("file changed")
+            elif state is None and self._seen is not None:
+                self._seen = None
+                log.warning("model file %s is gone; still serving the loaded model", self.path)
+
+    def _safe_reload(self, reason: str) -> None:
+        try:
+            self.reload(reason)
+        except Exception:  # the watcher must survive anything, and say what happened
+            log.exception("model reload (%s) failed unexpectedly", reason)

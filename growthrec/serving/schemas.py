@@ -1,0 +1,238 @@
+"""Request and response bodies of the service: the OpenAPI page is built from these.
+
+Ids travel as strings (a JSON number is accepted and read as its text), as in every
+``--json`` output of the command line. Request bodies refuse unknown fields, so a misspelt
+option is a 422 naming it rather than silently ignored. Re-ranking and attribute filters will
+join ``ListOptions`` as further optional fields, applied by the same pipeline as the CLI's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = [
+    "MAX_IDS",
+    "MAX_N",
+    "BestSellers",
+    "Contribution",
+    "CustomerRequest",
+    "Health",
+    "Id",
+    "ItemRow",
+    "ModelDescription",
+    "NewCustomerRequest",
+    "RecommendationList",
+    "ReloadResult",
+    "SearchResult",
+    "SimilarItems",
+    "SimilarRequest",
+]
+
+#: Longest list a request may ask for.
+MAX_N = 1000
+#: Most ids one request may carry in a basket, an allow or a deny list.
+MAX_IDS = 10_000
+
+
+def _id_text(value: object) -> object:
+    # A JSON integer is the id it spells; bool is refused (True is not an id).
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A customer or item id: a string, or an integer read as its decimal text.
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=10_000)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListOptions(_Request):
+    """What every recommendation list request may set."""
+
+    n: int = Field(10, ge=1, le=MAX_N, description="How many items to recommend.")
+    exclude_purchased: bool = Field(
+        True, description="Leave out what the customer (or the basket) already has."
+    )
+    allow: list[Id] | None = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Only these items may be recommended (ids not in the model's catalogue "
+        "are ignored and listed in `ignored_items`). Omit to allow every item.",
+    )
+    deny: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_IDS,
+        description="Items never to recommend (unknown ids are ignored and listed in "
+        "`ignored_items`).",
+    )
+    explain: bool = Field(
+        False,
+        description="Add, for each recommended item, the purchases that contributed most "
+        "(`because`), and the customer's purchase history (`history`).",
+    )
+
+
+class CustomerRequest(ListOptions):
+    """Recommendations for a customer the model was trained on."""
+
+    customer: Id = Field(
+        description="The customer's id. One the model does not know gets the best sellers, "
+        'labelled `source: "fallback:popular"`.'
+    )
+
+
+class NewCustomerRequest(ListOptions):
+    """Recommendations for a customer not in the training data: a basket, features, or both."""
+
+    basket: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_IDS,
+        description="Items the customer has (bought, or in the cart), folded into the model "
+        "without retraining. Ids not in the catalogue are ignored and listed in "
+        "`ignored_items`.",
+    )
+    features: dict[str, str] | None = Field(
+        None,
+        description="The customer's feature values, one per customer feature column the "
+        "model learned (see `customer_features` of GET /v1/model), e.g. "
+        '`{"segment": "students"}`.',
+    )
+
+
+class SimilarRequest(_Request):
+    """Items like a given one."""
+
+    item: Id = Field(description="The item's id.")
+    n: int = Field(10, ge=1, le=MAX_N, description="How many similar items.")
+
+
+class Contribution(BaseModel):
+    """A purchase that led to a recommendation."""
+
+    item: str = Field(description="An item from the customer's history or basket.")
+    score: float = Field(
+        description="The recommended item's score from this purchase alone (the model "
+        "folded in on a basket of only this item): higher contributed more."
+    )
+
+
+class ItemRow(BaseModel):
+    """One item of a list."""
+
+    rank: int = Field(description="1 for the first item.")
+    item: str = Field(description="The item's id.")
+    score: float = Field(
+        description="The model's score (higher first); in best-seller lists the share of "
+        "training customers who bought the item."
+    )
+    buyers: int | None = Field(
+        None, description="In best-seller lists: how many training customers bought it."
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Catalogue columns stored in the model (a category)."
+    )
+    because: list[Contribution] | None = Field(
+        None, description="With `explain`: the purchases that contributed most, best first."
+    )
+
+
+class RecommendationList(BaseModel):
+    """A recommendation list, and where it came from."""
+
+    model_version: str = Field(description="Version of the model that made every item here.")
+    customer: str | None = Field(None, description="The customer asked for, if one was.")
+    source: Literal["model", "fold-in", "fallback:popular"] = Field(
+        description="`model`: the customer's learned profile; `fold-in`: a new customer's "
+        "basket and/or features; `fallback:popular`: the best sellers, given when the model "
+        "cannot score the customer (see `fallback_reason`)."
+    )
+    fallback_reason: str | None = Field(None, description="Why the best sellers were given.")
+    items: list[ItemRow] = Field(description="Best first; fewer than `n` when too few remain.")
+    ignored_items: list[str] = Field(
+        default_factory=list,
+        description="Ids in the basket, allow or deny lists that are not in the catalogue.",
+    )
+    history: list[ItemRow] | None = Field(
+        None,
+        description="With `explain`: what the customer bought (most recent first when the "
+        "model knows purchase times), or the known basket items.",
+    )
+
+
+class SimilarItems(BaseModel):
+    """Items like the given one."""
+
+    model_version: str
+    item: str = Field(description="The item asked about.")
+    attributes: dict[str, str] = Field(default_factory=dict)
+    items: list[ItemRow] = Field(description="Most similar first; the item itself left out.")
+
+
+class BestSellers(BaseModel):
+    """The items most training customers bought."""
+
+    model_version: str
+    items: list[ItemRow]
+
+
+class SearchResult(BaseModel):
+    """Ids containing the text searched for (those starting with it first)."""
+
+    model_version: str
+    query: str
+    matches: list[str]
+    total: int = Field(description="How many ids match in all.")
+
+
+class ModelDescription(BaseModel):
+    """The model being served."""
+
+    model_version: str = Field(description="First 12 hex digits of the file's SHA-256.")
+    path: str
+    backend: str
+    params: dict[str, object]
+    weighting: str
+    seed: int | None
+    n_customers: int
+    n_items: int
+    n_purchases: int = Field(description="Customer-item pairs in the training data.")
+    item_attributes: list[str]
+    customer_features: list[str] = Field(
+        description="Feature columns a new customer may give (empty: baskets only)."
+    )
+    file_bytes: int
+    file_modified_at: float = Field(description="The file's mtime, Unix seconds.")
+    loaded_at: float = Field(description="When this process loaded it, Unix seconds.")
+    load_seconds: float
+    format_version: int | None = None
+    growthrec_version: str | None = Field(None, description="growthrec that wrote the file.")
+    trained_at: str | None = Field(None, description="When trained, if the file records it.")
+    data_fingerprint: str | None = Field(
+        None, description="Fingerprint of the training data, if the file records it."
+    )
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["alive", "ready", "not ready"]
+    model_version: str | None = None
+    reason: str | None = None
+
+
+class ReloadResult(BaseModel):
+    """What an admin reload did."""
+
+    status: Literal["swapped", "unchanged", "failed", "retry"] = Field(
+        description="`swapped`: the new model serves; `unchanged`: same content as the "
+        "serving one; `failed`: the file was rejected and the old model still serves; "
+        "`retry`: the file was still being written."
+    )
+    model_version: str | None = Field(description="The version serving now.")
+    previous_version: str | None
+    message: str = ""
