@@ -21,6 +21,8 @@ from growthrec.cli import (
     export,
     generate,
     recommend,
+    retrain,
+    serve,
     spark_train,
     train,
     tune,
@@ -47,6 +49,8 @@ COMMANDS = (
     evaluate,
     compare,
     tune,
+    retrain,
+    serve,
     backends_command,
     demo,
 )
