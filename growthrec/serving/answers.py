@@ -68,6 +68,15 @@ def _rows(model: Model, items: np.ndarray, scores: np.ndarray) -> list[dict[str,
     ]
 
 
+def _history_rows(model: Model, items: np.ndarray) -> list[dict[str, Any]]:
+    ids = model.train.items.ids[items].tolist()
+    attributes = model.item_attributes
+    return [
+        {"item": str(item_id), "attributes": {k: str(v[i]) for k, v in attributes.items()}}
+        for i, item_id in zip(items.tolist(), ids, strict=True)
+    ]
+
+
 def _split_known(model: Model, ids: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
     if ids is None:
         return None, []
@@ -135,7 +144,7 @@ def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], st
     answer.update(source="model", items=rows)
     if request.explain:
         history = _history(model, user)
-        answer["history"] = _rows(model, history, np.zeros(history.size, np.float32))
+        answer["history"] = _history_rows(model, history)
         _explain(model, rows, history)
     return answer, None
 
@@ -182,7 +191,7 @@ def new_customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any]
     rows = _rows(model, index[0], scores[0])
     answer.update(source="fold-in", items=rows)
     if request.explain:
-        answer["history"] = _rows(model, basket_index, np.zeros(basket_index.size, np.float32))
+        answer["history"] = _history_rows(model, basket_index)
         _explain(model, rows, basket_index)
     return answer, None
 

@@ -176,7 +176,7 @@ def _count(
 
 
 def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.post("/v1/recommendations", tags=["recommendations"])
+    @app.post("/v1/recommendations", tags=["recommendations"], response_model_exclude_none=True)
     def recommendations(
         body: CustomerRequest, served: Served, response: Response
     ) -> RecommendationList:
@@ -186,7 +186,11 @@ def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
         _versioned(response, served)
         return RecommendationList.model_validate(answer)
 
-    @app.post("/v1/recommendations/new-customer", tags=["recommendations"])
+    @app.post(
+        "/v1/recommendations/new-customer",
+        tags=["recommendations"],
+        response_model_exclude_none=True,
+    )
     def new_customer(
         body: NewCustomerRequest, served: Served, response: Response
     ) -> RecommendationList:
@@ -196,7 +200,7 @@ def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
         _versioned(response, served)
         return RecommendationList.model_validate(answer)
 
-    @app.post("/v1/similar-items", tags=["items"])
+    @app.post("/v1/similar-items", tags=["items"], response_model_exclude_none=True)
     def similar(body: SimilarRequest, served: Served, response: Response) -> SimilarItems:
         """The `n` items most like a given item, by the model's similarity."""
         answer = answers.similar_list(served, body.item, body.n)
@@ -204,7 +208,7 @@ def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
         _versioned(response, served)
         return SimilarItems.model_validate(answer)
 
-    @app.get("/v1/best-sellers", tags=["items"])
+    @app.get("/v1/best-sellers", tags=["items"], response_model_exclude_none=True)
     def best_sellers(
         served: Served,
         response: Response,

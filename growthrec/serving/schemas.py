@@ -19,6 +19,7 @@ __all__ = [
     "Contribution",
     "CustomerRequest",
     "Health",
+    "HistoryItem",
     "Id",
     "ItemRow",
     "ModelDescription",
@@ -141,6 +142,13 @@ class ItemRow(BaseModel):
     )
 
 
+class HistoryItem(BaseModel):
+    """An item the customer has."""
+
+    item: str
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
 class RecommendationList(BaseModel):
     """A recommendation list, and where it came from."""
 
@@ -157,7 +165,7 @@ class RecommendationList(BaseModel):
         default_factory=list,
         description="Ids in the basket, allow or deny lists that are not in the catalogue.",
     )
-    history: list[ItemRow] | None = Field(
+    history: list[HistoryItem] | None = Field(
         None,
         description="With `explain`: what the customer bought (most recent first when the "
         "model knows purchase times), or the known basket items.",
