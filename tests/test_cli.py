@@ -660,7 +660,15 @@ def test_demo_json(demo):
     assert code == 0, err
     assert err == ""
     payload = json.loads(out)
-    assert set(payload) == {"data", "evaluation", "model", "sample_user", "seconds"}
+    assert set(payload) == {
+        "data",
+        "evaluation",
+        "model",
+        "sample_user",
+        "new_product",
+        "new_customer",
+        "seconds",
+    }
     assert payload["data"]["n_users"] == 1000
     assert payload["data"]["n_items"] == 100
     assert payload["data"]["rows_read"] == 5000
@@ -690,6 +698,29 @@ def test_demo_json(demo):
     assert all(r["attributes"]["category"] == category[r["item"]] for r in sample["recommended"])
 
 
+def test_demo_new_product_reaches_the_customers_it_suits(demo):
+    """The product added from its features alone reaches every customer who bought from its
+    line, and those it reaches bought its line and brand far more often than customers do."""
+    code, out, _, workdir = demo
+    assert code == 0
+    payload = json.loads(out)
+    reach = payload["new_product"]
+    assert reach["item"] == "SKU00101"
+    assert (workdir / "data" / "new_items.csv").is_file()
+    assert reach["n_reached_bought_line"] == reach["n_bought_line"] > 0
+    n_users, reached = reach["n_users"], reach["n_reached"]
+    assert reach["n_reached_bought_line"] / reached > 2 * reach["n_bought_line"] / n_users
+    assert reach["n_reached_bought_brand"] / reached > 2 * reach["n_bought_brand"] / n_users
+    bought = purchases_by_user(workdir / "data" / "transactions.csv")
+    for customer in reach["customers"]:
+        assert 1 <= customer["rank"] <= reach["top_n"]
+        assert set(customer["bought_from_line"]) <= set(bought[customer["user"]])
+    new_customer = payload["new_customer"]
+    assert new_customer["customer_features"] == {"segment": reach["top_segment"]}
+    assert len(new_customer["recommended"]) == 5
+    assert new_customer["new_product_rank"] > 0
+
+
 def test_demo_reproduces_prototype_headline(demo):
     """The prototype's result: svd finds the held-out purchase in its top 5 for 60-65% of
     customers on the default synthetic shop, and the best sellers do worse."""
@@ -709,6 +740,8 @@ def test_demo_text(tmp_path, capsys):
     assert "svd finds the held-out purchase in its top 5" in out
     assert "Customer 7 bought" in out
     assert "svd recommends" in out
+    assert "New product SKU00101" in out and "added from its" in out
+    assert "New customer, segment=" in out
     assert (tmp_path / "models" / "svd.npz").is_file()
 
 
