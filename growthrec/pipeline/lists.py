@@ -9,11 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from growthrec.backends.contract import Backend, dot_product_factors
-from growthrec.backends.registry import get_backend
 from growthrec.core.coldstart import blend_factors, mapped_factors
 from growthrec.core.interactions import rows_from_baskets
 from growthrec.core.model import Model
-from growthrec.core.ranking import FactorBatch, top_k_batched, top_k_factors
+from growthrec.core.ranking import FactorBatch, ItemsByNorm, top_k_batched, top_k_factors
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import (
     DataError,
@@ -21,6 +20,7 @@ from growthrec.errors import (
     PluginError,
     UnknownIdError,
 )
+from growthrec.pipeline.prepared import PreparedModel, prepare
 
 __all__ = [
     "EXPORT_BATCH_USERS",
@@ -90,7 +90,8 @@ def _ranked(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of ``rows`` (raw purchases, also what ``exclude_seen`` excludes); ``lookalike``
     (already weighted) is added to the weighted rows for scoring only."""
-    impl = get_backend(model.backend)
+    prepared = prepare(model)
+    impl = prepared.backend
 
     def weighted(start: int, stop: int) -> sp.csr_matrix:
         # Batch by batch: no weighted copy of every row at once, and it runs on the threads.
@@ -103,7 +104,7 @@ def _ranked(
         "allow_items": _item_indices(model, allow_items, "allow"),
         "n_threads": n_threads,
     }
-    factors = _factor_batches(impl, model, weighted, users, mapped_users)
+    factors = _factor_batches(prepared, model, weighted, users, mapped_users)
     if factors is not None:
         user_batch, item_factors = factors
         return top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
@@ -115,34 +116,27 @@ def _ranked(
 
 
 def _factor_batches(
-    impl: Backend,
+    prepared: PreparedModel,
     model: Model,
     weighted: Callable[[int, int], sp.csr_matrix],
     users: np.ndarray,
     mapped_users: np.ndarray | None = None,
-) -> tuple[FactorBatch, np.ndarray] | None:
-    """User factors (batch by batch) and item factors when ``impl`` scores ``user · item``.
+) -> tuple[FactorBatch, ItemsByNorm] | None:
+    """User factors (batch by batch) and item factors when the backend scores ``user · item``.
 
     A backend says so by having ``item_factors`` and ``user_factors`` (see ``Backend``); its
     scores are then exactly these products, so ranking can skip most of them
     (``top_k_factors``). ``None`` for any other backend. A model fitted with item features
     ranks with its cold-start item factors (learned blended with mapped, see
     ``growthrec.pipeline.coldstart``); ``mapped_users``, factors of new customers from their
-    features, are blended with their fold-in by basket size.
+    features, are blended with their fold-in by basket size. The item factors come sorted by
+    norm, as ``prepare`` left them.
     """
-    methods = dot_product_factors(impl)
-    if methods is None:
+    if prepared.factor_methods is None or prepared.items_by_norm is None:
         return None
-    item_factors_of, user_factors_of = methods
+    impl, user_factors_of = prepared.backend, prepared.factor_methods[1]
     arrays, params = model.arrays, model.params
-    cold = model.coldstart.get("item_factors")
-    items = np.asarray(item_factors_of(arrays, params) if cold is None else cold)
-    n_items = model.train.n_items
-    if items.ndim != 2 or items.shape[0] != n_items:
-        raise PluginError(
-            f"backend {impl.name!r}: item_factors returned shape {items.shape}, expected "
-            f"({n_items}, factors)"
-        )
+    items = prepared.items_by_norm
 
     def user_batch(start: int, stop: int) -> np.ndarray:
         rows = weighted(start, stop)
@@ -151,10 +145,10 @@ def _factor_batches(
             sizes = np.diff(rows.indptr)
             shrinkage = model.coldstart_options.shrinkage
             out = blend_factors(out, mapped_users[start:stop], sizes, shrinkage)
-        if out.shape != (stop - start, items.shape[1]):
+        if out.shape != (stop - start, items.n_factors):
             raise PluginError(
                 f"backend {impl.name!r}: user_factors returned shape {out.shape}, expected "
-                f"({stop - start}, {items.shape[1]}) like its item_factors"
+                f"({stop - start}, {items.n_factors}) like its item_factors"
             )
         return out
 
@@ -189,7 +183,8 @@ def recommend(
     on it.
     """
     users = np.asarray(users, dtype=np.int64)
-    every_user = np.array_equal(users, np.arange(model.train.n_users))
+    n_users = model.train.n_users
+    every_user = users.size == n_users and np.array_equal(users, np.arange(n_users))
     rows = model.train.matrix if every_user else _RowsOf(model.train.matrix, users)
     return _ranked(
         model,
@@ -388,7 +383,7 @@ def row_scores(
 
 def similar_items(model: Model, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` items most similar to each given item index (the item itself left out)."""
-    impl = get_backend(model.backend)
+    impl = prepare(model).backend
     items = np.asarray(items, dtype=np.int64)
     n_items = model.train.n_items
     one_hot = sp.csr_matrix(
@@ -416,7 +411,7 @@ def popular_items(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` items most training customers bought: the fallback for unknown customers."""
     n_items = model.train.n_items
-    buyers = np.bincount(model.train.matrix.indices, minlength=n_items).astype(np.float32)
+    buyers = prepare(model).buyers
     return top_k_batched(
         lambda start, stop: buyers[None, :],
         1,
