@@ -54,6 +54,7 @@ __all__ = [
     "champion_entry",
     "champion_id",
     "champion_path",
+    "find_version",
     "lock_store",
     "manifest_stamp",
     "missing_versions",
