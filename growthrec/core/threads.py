@@ -6,11 +6,16 @@ respected. The caller's limit is read from the thread pools threadpoolctl sees (
 OpenMP): a ``threadpool_limits(n)`` around the call, or ``OMP_NUM_THREADS`` /
 ``OPENBLAS_NUM_THREADS`` at start-up, caps every thread count growthrec picks, so growthrec
 never raises a pool above what the caller set.
+
+Finding the pools means scanning the loaded libraries (~2 ms): that is done again only when
+the set of imported modules has changed (a native library arrives with an import), while the
+limits themselves are read fresh on every call (a call into each library, microseconds).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from threadpoolctl import ThreadpoolController
 
@@ -25,15 +30,32 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: (len(sys.modules) when the libraries were scanned, the controller of that scan).
+_scanned: tuple[int, ThreadpoolController] | None = None
+
+
+def _controller() -> ThreadpoolController:
+    """A controller of the thread pools loaded now, rescanned after any new import.
+
+    A library loaded since the last look (``implicit``'s OpenMP runtime, say) comes with an
+    import, so it is seen too. Threads racing here may both scan; either result is right.
+    """
+    global _scanned
+    scanned, modules = _scanned, len(sys.modules)
+    if scanned is None or scanned[0] != modules:
+        scanned = _scanned = (modules, ThreadpoolController())
+    return scanned[1]
+
+
 def caller_limit() -> int | None:
     """The smallest thread count of the BLAS and OpenMP pools loaded now, or ``None``.
 
-    A fresh controller each time: a library loaded since the last look (``implicit``'s
-    OpenMP runtime, say) is seen too. About half a millisecond.
+    The counts are read now (a ``threadpool_limits`` just entered is seen); the scan for the
+    pools is reused while no module has been imported since.
     """
     counts = [
         int(pool["num_threads"])
-        for pool in ThreadpoolController().info()
+        for pool in _controller().info()
         if pool.get("num_threads") is not None
     ]
     return min(counts) if counts else None
