@@ -71,8 +71,9 @@ def calibration_lists(
             log_base = np.where(has, np.log(base), 0.0)
             cross = (target * log_base).sum(axis=1)
             base_at = np.take_along_axis(base, flat, axis=1).reshape(b, m, k)
-            gained = np.log(base_at + share[:, None, None] * weights) - np.log(base_at)
-            delta = np.where(p_at > 0, p_at * gained, 0.0).sum(axis=2)
+            # Where p is 0 the term is 0 (the tiny keeps 0 * log1p(x / 0) from being NaN).
+            gained = np.log1p(share[:, None, None] * weights / (base_at + 1e-300))
+            delta = (p_at * gained).sum(axis=2)
         kl = (entropy - cross)[:, None] - delta
         chosen, found = builder.take(step, (1.0 - strength) * relevance - strength * kl)
         if not found.any():

@@ -17,12 +17,24 @@ __all__ = ["mmr_lists"]
 def mmr_lists(
     relevance: np.ndarray, block: np.ndarray, builder: ListBuilder, strength: float
 ) -> None:
-    """Fill ``builder``'s lists by MMR; ``block`` holds the candidates' similarity rows."""
-    weight = 1.0 - strength
-    nearest = np.zeros_like(relevance)  # no item chosen yet: nothing to be similar to
+    """Fill ``builder``'s lists by MMR; ``block`` holds the candidates' similarity rows.
+
+    The gains are kept whole and lowered after each pick: ``min(gain, λ r − (1 − λ) sim)``
+    equals ``λ r − (1 − λ) max sim``, one pass per step instead of two. (Category similarity
+    is never negative, so there the empty list's 0 may stay in the minimum.)
+    """
+    weighted = ((1.0 - strength) * relevance).astype(np.float32)
+    gains = weighted.copy()  # no item chosen yet: nothing to be similar to
+    penalty = np.float32(strength)
     for step in range(builder.positions.shape[1]):
-        chosen, found = builder.take(step, weight * relevance - strength * nearest)
-        if not found.any():
+        chosen, found = builder.take(step, gains)
+        if not found.any() or step == builder.positions.shape[1] - 1:
             break
-        similar = similarity_to(block, chosen)
-        nearest = similar if step == 0 else np.maximum(nearest, similar)
+        if block.ndim == 2:  # one category per item: similarity 1 within it, else 0
+            code = block[builder.rows, chosen][:, None]
+            same = (block == code) & (code >= 0)
+            np.minimum(gains, np.where(same, weighted - penalty, np.inf), out=gains)
+        elif step == 0:  # cosine may be negative: the first pick's similarity replaces the 0
+            gains = weighted - penalty * similarity_to(block, chosen)
+        else:
+            np.minimum(gains, weighted - penalty * similarity_to(block, chosen), out=gains)

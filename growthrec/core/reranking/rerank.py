@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
+from growthrec.core.ranking import top_k
 from growthrec.core.reranking.calibration import calibration_lists
 from growthrec.core.reranking.dpp import dpp_lists
 from growthrec.core.reranking.mmr import mmr_lists
@@ -65,7 +66,7 @@ def _check(
         raise ParameterError(
             f"rerank: scores have shape {scores.shape} but candidates {candidates.shape}"
         )
-    if np.isnan(scores[candidates >= 0]).any():
+    if np.isnan(scores).any() and np.isnan(scores[candidates >= 0]).any():
         raise ParameterError("rerank: candidate scores include NaN; they cannot be ranked")
     if candidates.size and candidates.min() < -1:
         raise ParameterError(f"rerank: candidate {candidates.min()} is below -1 (-1 pads a row)")
@@ -133,12 +134,6 @@ def _batch_rows(spec: RerankSpec, m: int, n: int, width: int, k: int, n_categori
     return max(1, RERANK_BATCH_BYTES // per_user)
 
 
-def _plain(relevance: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and values of each row's n best, ties to the earlier candidate."""
-    order = np.argsort(-relevance, axis=1, kind="stable")[:, :n]
-    return order, np.take_along_axis(relevance, order, axis=1)
-
-
 def rerank(
     candidates: np.ndarray,
     scores: np.ndarray,
@@ -189,8 +184,7 @@ def rerank(
         else:
             relevance = penalised_relevance(scores[start:stop], batch, 0.0, None)
         if plain and not caps:
-            positions, gains = _plain(relevance, min(n, m))
-            positions = np.where(np.isneginf(gains), -1, positions)
+            positions, gains = top_k(relevance, min(n, m))  # ties: the earlier candidate
         else:
             builder = ListBuilder(batch, n, caps)  # never takes padding, so its relevance is moot
             relevance = np.where(batch >= 0, relevance, 0.0)

@@ -55,13 +55,14 @@ class ListBuilder:
     """Lists of one batch being filled greedily, a position at a time, with the caps counted.
 
     Each step the re-ranker scores every candidate; ``take`` picks each row's best among the
-    ``open`` ones (not yet taken, not padding, no cap full) and records it.
+    open ones and records it. ``closed`` is 0 for an open candidate and -inf for one taken,
+    padding or in a group whose cap is full, so masking costs one addition per step.
     """
 
     def __init__(self, candidates: np.ndarray, n: int, caps: Sequence[Cap] = ()) -> None:
         b, _ = candidates.shape
         self.rows = np.arange(b)
-        self.taken = candidates < 0
+        self.closed = np.where(candidates < 0, -np.inf, 0.0).astype(np.float32)
         self.positions = np.full((b, n), -1, dtype=np.int64)
         self.gains = np.full((b, n), -np.inf)
         self._caps: list[tuple[np.ndarray, np.ndarray, int]] = []
@@ -74,27 +75,27 @@ class ListBuilder:
             counts = np.zeros((b, int(local.max()) + 2), dtype=np.int64)
             self._caps.append((local, counts, int(cap.limit)))
 
-    def open(self) -> np.ndarray:
-        """(b, M): which candidates may still be taken."""
-        ok = ~self.taken
-        for codes, counts, limit in self._caps:
-            full = np.take_along_axis(counts, np.where(codes >= 0, codes, -1), axis=1) >= limit
-            ok &= ~(full & (codes >= 0))
-        return ok
-
     def take(self, step: int, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Take each row's best open candidate; returns its position and whether there was one."""
-        masked = np.where(self.open(), gains, -np.inf)
+        masked = gains + self.closed
         chosen = masked.argmax(axis=1)
         best = masked[self.rows, chosen]
         found = best > -np.inf
         rows = self.rows[found]
-        self.positions[rows, step] = chosen[found]
+        at = chosen[found]
+        self.positions[rows, step] = at
         self.gains[rows, step] = best[found]
-        self.taken[rows, chosen[found]] = True
-        for codes, counts, _ in self._caps:
-            code = codes[rows, chosen[found]]
-            counts[rows[code >= 0], code[code >= 0]] += 1
+        self.closed[rows, at] = -np.inf
+        for codes, counts, limit in self._caps:
+            code = codes[rows, at]
+            grouped = code >= 0
+            counts[rows[grouped], code[grouped]] += 1
+            full = grouped.copy()
+            full[grouped] = counts[rows[grouped], code[grouped]] >= limit
+            if full.any():
+                sel = rows[full]
+                same = codes[sel] == code[full][:, None]
+                self.closed[sel] = np.where(same, -np.inf, self.closed[sel])
         return chosen, found
 
     @property
