@@ -43,14 +43,21 @@ def check(command: str, payload: object) -> None:
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 
-def json_commands() -> list[str]:
-    """The commands that take --json, from the real parser."""
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sorted(
-        name
-        for name, parser in sub.choices.items()
-        if any("--json" in action.option_strings for action in parser._actions)
+def _takes_json(parser: argparse.ArgumentParser) -> bool:
+    """The parser, or one of its actions' parsers (``models list``, say), takes --json."""
+    return any(
+        "--json" in action.option_strings
+        or isinstance(action, argparse._SubParsersAction)
+        and any(_takes_json(p) for p in action.choices.values())
+        for action in parser._actions
     )
+
+
+def json_commands() -> list[str]:
+    """The commands that take --json, from the real parser (one schema covers all of a
+    command's actions)."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(name for name, parser in sub.choices.items() if _takes_json(parser))
 
 
 # the schemas themselves
