@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve a model file over HTTP (JSON; the OpenAPI page is at /docs, a page "
         "for people at /). The file is watched: a new model written to the same path "
         "(atomically, as 'train' does) is loaded, checked and swapped in without a restart; "
-        'a bad one is refused and the old model keeps serving. Needs pip install "growthrec[serve]".',
+        "a bad one is refused and the old model keeps serving. Needs "
+        f"{INSTALL_HINT}.",
     )
     p.add_argument("--model", type=Path, required=True, help="model file written by 'train'")
     p.add_argument(

@@ -160,6 +160,8 @@ def _served(request: Request) -> ServedModel:
 
 
 Served = Annotated[ServedModel, Depends(_served)]
+SearchText = Annotated[str, Query(max_length=200, description="Text the id contains.")]
+SearchLimit = Annotated[int, Query(ge=1, le=MAX_N, description="Most ids to return.")]
 
 
 def _versioned(response: Response, served: ServedModel) -> None:
@@ -218,15 +220,12 @@ def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
         _versioned(response, served)
         return BestSellers.model_validate(answers.best_sellers(served, n))
 
-    search_query = Query(max_length=200, description="Text the id contains.")
-    limit_query = Query(ge=1, le=MAX_N, description="Most ids to return.")
-
     @app.get("/v1/items/search", tags=["items"])
     def item_search(
         served: Served,
         response: Response,
-        q: Annotated[str, search_query] = "",
-        limit: Annotated[int, limit_query] = 20,
+        q: SearchText = "",
+        limit: SearchLimit = 20,
     ) -> SearchResult:
         """Item ids containing `q` (best sellers first when `q` is empty)."""
         _versioned(response, served)
@@ -236,8 +235,8 @@ def _add_model_routes(app: FastAPI, metrics: ServiceMetrics) -> None:
     def customer_search(
         served: Served,
         response: Response,
-        q: Annotated[str, search_query] = "",
-        limit: Annotated[int, limit_query] = 20,
+        q: SearchText = "",
+        limit: SearchLimit = 20,
     ) -> SearchResult:
         """Customer ids containing `q`."""
         _versioned(response, served)
@@ -321,13 +320,24 @@ def _field(location: tuple[Any, ...]) -> str:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {
+                "field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     @app.exception_handler(GrowthrecError)
     async def refused(request: Request, exc: GrowthrecError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # uvicorn logs the traceback; the client gets JSON like every other answer
+        return JSONResponse({"detail": "internal error (see the server's log)"}, status_code=500)
 
     @app.exception_handler(NotReady)
     async def not_ready(request: Request, exc: NotReady) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "MAX_IDS",
@@ -45,7 +45,7 @@ def _id_text(value: object) -> object:
 
 
 #: A customer or item id: a string, or an integer read as its decimal text.
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=10_000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=10_000), BeforeValidator(_id_text)]
 
 
 class _Request(BaseModel):
