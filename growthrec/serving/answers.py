@@ -266,7 +266,8 @@ def _history(model: Model, user: int) -> np.ndarray:
 
 
 def _explain(model: Model, rows: list[dict[str, Any]], history: np.ndarray) -> None:
-    """Add ``because`` to each row: the history items whose one-item basket scores it highest.
+    """Add ``because`` to each row: the history items whose one-item basket scores it highest
+    (positive scores only: a purchase that scores the item down is no reason for it).
 
     Honest and backend-independent: each of the (most recent) history items is folded in
     alone, as ``basket_scores`` does for any backend, and the recommended item's score from
@@ -287,5 +288,5 @@ def _explain(model: Model, rows: list[dict[str, Any]], history: np.ndarray) -> N
         row["because"] = [
             {"item": str(ids[b]), "score": round(float(scores[b]), 6)}
             for b in best
-            if np.isfinite(scores[b])
+            if np.isfinite(scores[b]) and scores[b] > 0  # a purchase that pulls it up
         ]

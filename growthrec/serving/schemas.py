@@ -138,7 +138,9 @@ class ItemRow(BaseModel):
         default_factory=dict, description="Catalogue columns stored in the model (a category)."
     )
     because: list[Contribution] | None = Field(
-        None, description="With `explain`: the purchases that contributed most, best first."
+        None,
+        description="With `explain`: the purchases that contributed most (positive "
+        "contributions only, at most 3), best first.",
     )
 
 
