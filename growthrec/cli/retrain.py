@@ -79,6 +79,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="refuse when the shares of buyers per item move by more than this total "
         f"variation distance (default {_DEFAULTS.max_item_shift:g})",
     )
+    group.add_argument(
+        "--min-repeat-ratio",
+        type=float,
+        default=_DEFAULTS.min_repeat_ratio,
+        help="refuse when the share of returning customers' purchases that are repeats falls "
+        f"under this times the earlier period's (default {_DEFAULTS.min_repeat_ratio:g})",
+    )
+    group.add_argument(
+        "--min-history-match",
+        type=float,
+        default=_DEFAULTS.min_history_match,
+        help="refuse when the data holds less than this share of the champion's purchases "
+        f"over the days both cover (default {_DEFAULTS.min_history_match:g})",
+    )
     judge = p.add_argument_group("judgement (champion against challenger)")
     judge.add_argument(
         "--holdout-days",
@@ -214,6 +228,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
         max_shrink=args.max_shrink,
         min_recent_rate=args.min_recent_rate,
         max_item_shift=args.max_item_shift,
+        min_repeat_ratio=args.min_repeat_ratio,
+        min_history_match=args.min_history_match,
         holdout_days=args.holdout_days,
         min_holdout_customers=args.min_holdout_customers,
         epsilon=args.epsilon,

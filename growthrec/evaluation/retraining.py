@@ -7,10 +7,13 @@ One retrain (``retrain``) on new data, against the store's champion:
    rows, customers and items must not shrink by more than ``max_shrink``; the data must not
    end before the champion's did; the events per day since the champion's data ended must be
    at least ``min_recent_rate`` times those of as many days just before it (a half-missing
-   export); and the items bought must not shift (total variation distance between the shares
-   of buyers per item) by more than ``max_item_shift``, neither between those two periods nor
-   between the champion's training data and the new data up to the champion's end (a broken
-   join that relabels products). Any failure refuses the data; the decision is recorded.
+   export); the items bought in those two periods must not shift (total variation distance
+   between the shares of buyers per item) by more than ``max_item_shift``; the share of
+   returning customers' purchases that are repeats must not fall under ``min_repeat_ratio``
+   times the earlier period's (a broken join that relabels products destroys repeats); and the
+   new data must still hold at least ``min_history_match`` of the champion's (customer, item)
+   pairs over the days both cover (an export whose history was rewritten). Any failure refuses
+   the data; the decision is recorded.
 3. *Challenger*: the champion's backend and parameters fitted on the data before the holdout,
    starting from the champion's factors (ids of the old and new data matched; new customers
    and items start at implicit's small random values) with ``warm_iterations`` sweeps, when the
@@ -95,6 +98,8 @@ class Thresholds:
     max_shrink: float = 0.1
     min_recent_rate: float = 0.65
     max_item_shift: float = 0.45
+    min_repeat_ratio: float = 0.5
+    min_history_match: float = 0.9
     holdout_days: float = 14.0
     min_holdout_customers: int = 30
     k: int = 10
@@ -105,11 +110,17 @@ class Thresholds:
     max_empty_increase: float = 0.05
 
     def __attrs_post_init__(self) -> None:
-        for name in ("max_shrink", "max_item_shift", "confidence", "max_coverage_drop"):
+        for name in (
+            "max_shrink",
+            "max_item_shift",
+            "min_history_match",
+            "confidence",
+            "max_coverage_drop",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"--{name.replace('_', '-')} {value:g}: expected 0 to 1")
-        for name in ("min_recent_rate", "epsilon", "max_empty_increase"):
+        for name in ("min_recent_rate", "min_repeat_ratio", "epsilon", "max_empty_increase"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"--{name.replace('_', '-')} must not be negative")
         if self.holdout_days <= 0:
@@ -188,17 +199,6 @@ def _buyers_per_item(events: Events, mask: np.ndarray) -> tuple[np.ndarray, np.n
     return events.items.ids[present], counts[present]
 
 
-def _model_buyers(model: Model, until: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Item ids and distinct buyers in a model's training matrix (pairs last seen by ``until``)."""
-    matrix = model.train.matrix
-    keep = np.ones(matrix.nnz, dtype=bool)
-    if until is not None and model.train.timestamps is not None:
-        keep = model.train.timestamps <= until
-    counts = np.bincount(matrix.indices[keep], minlength=matrix.shape[1])
-    present = counts > 0
-    return model.train.items.ids[present], counts[present]
-
-
 def data_checks(
     data: NewData, champion: Mapping[str, Any], model: Model, thresholds: Thresholds
 ) -> list[Check]:
@@ -264,20 +264,65 @@ def data_checks(
                     "and in as many days before",
                 )
             )
-    history = times <= old_last
-    if history.any():
-        shift = item_shift(*_model_buyers(model, old_last), *_buyers_per_item(events, history))
+            now = _repeat_share(events, times <= old_last, new_part)
+            then = _repeat_share(events, times <= old_last - span, before)
+            if now is not None and then:
+                checks.append(
+                    Check(
+                        "recent repeat share",
+                        round(now / then, 4),
+                        thresholds.min_repeat_ratio,
+                        now / then >= thresholds.min_repeat_ratio,
+                        f"{now:.1%} of returning customers' purchases since the champion's data "
+                        f"ended were items they had bought before, against {then:.1%} in as "
+                        "many days before",
+                    )
+                )
+    matched = _history_match(model, events, old_last)
+    if matched is not None:
         checks.append(
             Check(
-                "history item shift",
-                round(shift, 4),
-                thresholds.max_item_shift,
-                shift <= thresholds.max_item_shift,
-                "total variation between the items bought in the champion's data and in the "
-                "new data up to the champion's end",
+                "history match",
+                round(matched, 4),
+                thresholds.min_history_match,
+                matched >= thresholds.min_history_match,
+                "share of the champion's (customer, item) pairs, over the days both datasets "
+                "cover, that the new data holds too",
             )
         )
     return checks
+
+
+def _pair_keys(events: Events, mask: np.ndarray) -> np.ndarray:
+    return np.unique(
+        events.user_codes[mask].astype(np.int64) * len(events.items) + events.item_codes[mask]
+    )
+
+
+def _repeat_share(events: Events, earlier: np.ndarray, period: np.ndarray) -> float | None:
+    """Share of the ``period``'s pairs of customers seen ``earlier`` that are repeats: items
+    those customers bought ``earlier`` too. A relabelling of items destroys it."""
+    seen = _pair_keys(events, earlier)
+    returning = np.isin(events.user_codes, np.unique(events.user_codes[earlier]))
+    pairs = _pair_keys(events, period & returning)
+    return float(np.isin(pairs, seen).mean()) if pairs.size else None
+
+
+def _history_match(model: Model, events: Events, until: float) -> float | None:
+    """Share of the model's training pairs last seen between the new data's first event and
+    ``until`` that the new data holds by ``until`` (None without times or such pairs)."""
+    times = model.train.timestamps
+    if times is None or events.timestamps is None:
+        return None
+    matrix = model.train.matrix
+    window = (times >= events.timestamps.min()) & (times <= until)
+    if not window.any():
+        return None
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[window]
+    users = _positions(events.users, model.train.users)[rows]
+    items = _positions(events.items, model.train.items)[matrix.indices[window]]
+    keys = np.where((users >= 0) & (items >= 0), users * len(events.items) + items, -1)
+    return float(np.isin(keys, _pair_keys(events, events.timestamps <= until)).mean())
 
 
 def warm_start_factors(
