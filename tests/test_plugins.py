@@ -124,7 +124,9 @@ def test_registering_something_that_is_not_a_backend_is_an_error() -> None:
 
 
 def test_unknown_backend_lists_the_available_ones() -> None:
-    with pytest.raises(UnknownBackendError, match=r"'nope'.*popularity, spark, svd"):
+    with pytest.raises(
+        UnknownBackendError, match=r"'nope'.*popularity, rp3beta, spark, sparse_ease, svd"
+    ):
         get_backend("nope")
 
 

@@ -22,7 +22,7 @@ from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend
 
 #: Built-in backends that run work in parallel, each with a ``threads`` parameter.
-THREADED = {"als", "bpr", "itemknn", "ease", "spark"}
+THREADED = {"als", "bpr", "itemknn", "ease", "spark", "rp3beta", "edlae", "ials", "sparse_ease"}
 #: Small enough for the test shop, quick to fit.
 PARAMS = {
     "svd": {"factors": 4},
@@ -80,6 +80,10 @@ def test_every_threaded_builtin_backend_has_the_same_threads_parameter() -> None
         "itemknn": 0,
         "ease": 0,
         "spark": 0,
+        "rp3beta": 0,
+        "edlae": 0,
+        "ials": 0,
+        "sparse_ease": 0,
     }
 
 

@@ -36,6 +36,10 @@ BUILTIN_MODULES = (
     "growthrec.backends.ease",
     "growthrec.backends.spark",
     "growthrec.backends.content",
+    "growthrec.backends.rp3beta",
+    "growthrec.backends.edlae",
+    "growthrec.backends.ials",
+    "growthrec.backends.sparse_ease",
 )
 
 

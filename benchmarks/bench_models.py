@@ -1,0 +1,215 @@
+"""The models of issue 16 against today's best: per-customer NDCG@10, paired bootstrap, fit times.
+
+Usage (from the repository root, with ../shared/data present):
+
+    python benchmarks/bench_models.py compare RESULTS_DIR       # the four cells, from tuned params
+    python benchmarks/bench_models.py check                     # quick: defaults on both datasets
+    python benchmarks/bench_models.py fit-time MODEL [k=v ...]  # one fit at MovieLens-20M shape
+    python benchmarks/bench_models.py ials-vs-implicit          # accuracy and time, same data
+
+``compare`` reads the ``<backend>.params.json`` files that ``growthrec tune --output DIR`` wrote
+(``benchmarks/real_data_results.sh`` makes them), splits the data exactly as ``growthrec
+compare`` does (the CLI's own loading and ``make_split``, seed 0), fits every backend on the
+train part and scores every test customer's top 10 with ``growthrec.core.metrics.hit_matrix``;
+per-customer NDCG@10 then gives a paired bootstrap interval (10,000 resamples of customers) of
+the relative improvement of each backend over the best of today's backends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+#: The two cells' data options, exactly as benchmarks/real_data_results.sh passes them.
+DATASETS = {
+    "movielens": [
+        "--data",
+        str(DATA / "ml-latest-small" / "ratings.csv"),
+        "--preset",
+        "movielens",
+        "--min-weight",
+        "4",
+        "--protocol",
+        "ratio",
+        "--test-ratio",
+        "0.2",
+    ],
+    "online-retail": [
+        "--data",
+        str(DATA / "online-retail" / "online_retail.parquet"),
+        "--preset",
+        "online-retail",
+        "--protocol",
+        "leave-one-out",
+        "--by",
+        "latest",
+    ],
+}
+#: Today's backends (before issue 16) and the new ones.
+TODAY = ("svd", "als", "bpr", "itemknn", "ease")
+NEW = ("rp3beta", "edlae", "ials", "sparse_ease")
+
+
+def load_split(dataset: str, validation: bool = False):
+    """The split ``growthrec compare`` (or, with ``validation``, ``tune``) makes, seed 0."""
+    from growthrec.cli.evaluate import protocol_from
+    from growthrec.cli.main import build_parser
+    from growthrec.cli.options import load_data
+    from growthrec.evaluation.protocols import make_split, make_validation_split
+
+    args = build_parser().parse_args(["compare", "--models", "ease", *DATASETS[dataset]])
+    loaded = load_data(args)
+    protocol = protocol_from(args)
+    split = make_validation_split if validation else make_split
+    return split(loaded.events, protocol, 0)
+
+
+def per_user_ndcg(model, test: sp.csr_matrix, k: int = 10) -> np.ndarray:
+    """NDCG@k of every customer with held-out items, with growthrec's own ranking and hits."""
+    from growthrec.core.metrics import hit_matrix
+    from growthrec.pipeline.lists import recommend
+
+    users = np.flatnonzero(np.diff(test.indptr))
+    items, _ = recommend(model, users, k)
+    hits = hit_matrix(items, test[users])
+    relevant = np.diff(test[users].indptr)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(relevant, k) - 1]
+    return (hits * discounts).sum(axis=1) / ideal
+
+
+def fit_and_score(split, backend: str, params: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    """Per-customer NDCG@10 on the split's test part, and the fit's seconds."""
+    from growthrec.pipeline.fitting import fit_model
+
+    start = time.perf_counter()
+    model = fit_model(split.train, backend, params, seed=0)
+    seconds = time.perf_counter() - start
+    return per_user_ndcg(model, split.test), seconds
+
+
+def paired_bootstrap(
+    new: np.ndarray, base: np.ndarray, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Relative improvement of mean ``new`` over mean ``base`` and its 95% percentile interval,
+    resampling customers (the same draw for both: paired)."""
+    rng = np.random.default_rng(seed)
+    n = new.size
+    draws = rng.integers(0, n, size=(resamples, n))
+    ratios = new[draws].mean(axis=1) / base[draws].mean(axis=1) - 1
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(new.mean() / base.mean() - 1), float(low), float(high)
+
+
+def _tuned(results: Path, dataset: str, backend: str) -> dict[str, Any]:
+    path = results / dataset / f"{backend}.params.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())["params"]
+
+
+def compare(results: Path, backends: Sequence[str] = TODAY + NEW) -> None:
+    """The four-cell table: every backend tuned, today's best, each new one with its interval."""
+    for dataset in DATASETS:
+        split = load_split(dataset)
+        scores, seconds, params = {}, {}, {}
+        for backend in backends:
+            params[backend] = _tuned(results, dataset, backend)
+            scores[backend], seconds[backend] = fit_and_score(split, backend, params[backend])
+        best_today = max((b for b in backends if b in TODAY), key=lambda b: scores[b].mean())
+        base = scores[best_today]
+        print(f"\n{dataset}: {base.size} customers; today's best {best_today}")
+        print("| backend | params | NDCG@10 | vs today's best [95% CI] | fit s |")
+        print("|---|---|---|---|---|")
+        for backend in backends:
+            rel, low, high = paired_bootstrap(scores[backend], base)
+            shown = ", ".join(f"{k}={v}" for k, v in params[backend].items() if k != "threads")
+            print(
+                f"| `{backend}` | {shown} | {scores[backend].mean():.4f} | "
+                f"{rel:+.1%} [{low:+.1%}, {high:+.1%}] | {seconds[backend]:.2f} |"
+            )
+
+
+def check() -> None:
+    """Default parameters of today's best two and the new models, on both datasets (quick)."""
+    for dataset in DATASETS:
+        split = load_split(dataset)
+        for backend in ("ease", *NEW):
+            values, seconds = fit_and_score(split, backend, {})
+            print(f"{dataset:14s} {backend:12s} NDCG@10 {values.mean():.4f}  fit {seconds:.2f} s")
+
+
+def ml20m_shape(seed: int = 0) -> sp.csr_matrix:
+    """A synthetic 138,493 x 26,744 binary matrix with 20M entries and skewed popularity."""
+    from growthrec.data.synthetic import generate_shop  # noqa: F401  (same family of data)
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items, nnz = 138_493, 26_744, 20_000_263
+    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    item_p /= item_p.sum()
+    lengths = np.maximum(20, rng.lognormal(4.3, 1.0, n_users)).astype(np.int64)
+    lengths = np.minimum(lengths, n_items // 2)
+    lengths = (lengths * (nnz / lengths.sum())).astype(np.int64).clip(1, n_items // 2)
+    rows = np.repeat(np.arange(n_users), lengths)
+    cols = rng.choice(n_items, size=rows.size, p=item_p)
+    matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    matrix.data[:] = 1  # duplicates summed: back to binary
+    return matrix
+
+
+def fit_time(backend: str, params: Mapping[str, str]) -> None:
+    """One fit at MovieLens-20M shape: seconds and peak memory (ru_maxrss)."""
+    import resource
+
+    from growthrec.backends.contract import resolve_params
+    from growthrec.backends.registry import get_backend
+
+    matrix = ml20m_shape()
+    print(f"matrix {matrix.shape[0]} x {matrix.shape[1]}, {matrix.nnz} entries", flush=True)
+    impl = get_backend(backend)
+    resolved = resolve_params(impl, params)
+    start = time.perf_counter()
+    arrays = impl.fit(matrix, resolved, np.random.default_rng(0))
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    stored = sum(a.nbytes for a in arrays.values()) / 1e9
+    print(
+        f"{backend} {dict(params)}: fit {seconds:.1f} s, peak RSS {peak:.1f} GB, "
+        f"arrays {stored:.2f} GB"
+    )
+
+
+def ials_vs_implicit() -> None:
+    """growthrec's iALS against implicit's ALS on the same split: NDCG@10 and fit seconds."""
+    for dataset in DATASETS:
+        split = load_split(dataset)
+        for backend, params in (
+            ("als", {"factors": 128, "regularization": 30.0, "alpha": 5.0, "iterations": 15}),
+            ("ials", {"factors": 128, "iterations": 15}),
+        ):
+            values, seconds = fit_and_score(split, backend, params)
+            print(f"{dataset:14s} {backend:5s} NDCG@10 {values.mean():.4f}  fit {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:] or ["check"]
+    if command == "compare":
+        compare(Path(rest[0]))
+    elif command == "check":
+        check()
+    elif command == "fit-time":
+        fit_time(rest[0], dict(arg.split("=", 1) for arg in rest[1:]))
+    elif command == "ials-vs-implicit":
+        ials_vs_implicit()
+    else:
+        raise SystemExit(__doc__)
