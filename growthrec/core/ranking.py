@@ -491,6 +491,8 @@ def _rank_one(
             if kth > 0:  # items past the reach score below the k-th (a k-th <= 0 bounds nothing)
                 bound = kth / (user_norm * margin)
                 reach = int(np.searchsorted(rising, -bound, "right"))
+        if lo == 0 and reach >= n_pool - (n_pool - hi) // 4:
+            width = n_pool  # flat norms (as BPR's): the bound spares little, so one more block
         lo, width = hi, 2 * width
     visited = scores[:lo]
     if np.isnan(visited).any():
