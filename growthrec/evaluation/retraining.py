@@ -85,6 +85,7 @@ __all__ = [
     "item_shift",
     "judge",
     "retrain",
+    "split_at",
     "warm_start_factors",
 ]
 
@@ -375,7 +376,7 @@ class Judgement:
     figures: dict[str, Any] = attrs.field(eq=False)
 
 
-def _split_at(events: Events, start: float) -> tuple[Interactions, Events]:
+def split_at(events: Events, start: float) -> tuple[Interactions, Events]:
     """The events before ``start`` as a matrix (every customer and item kept), and the rest."""
     before = events.timestamps < start
     return interactions_from_events(events.select(before)), events.select(~before)
@@ -621,7 +622,7 @@ def retrain(
         )
     last = float(data.events.timestamps.max())
     start_at = max(last - thresholds.holdout_days * DAY, champion["data"]["last"] or -np.inf)
-    history, holdout = _split_at(data.events, start_at)
+    history, holdout = split_at(data.events, start_at)
     warm = not retune and can_warm_start(backend)
     fit_params = dict(params)
     if warm and "iterations" in fit_params:
