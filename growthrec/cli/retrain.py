@@ -93,6 +93,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="refuse when the data holds less than this share of the champion's purchases "
         f"over the days both cover (default {_DEFAULTS.min_history_match:g})",
     )
+    group.add_argument(
+        "--window-days",
+        type=float,
+        default=_DEFAULTS.window_days,
+        help="the recent checks compare each window of this many days since the champion's "
+        f"data ended with the days before it (default {_DEFAULTS.window_days:g})",
+    )
     judge = p.add_argument_group("judgement (champion against challenger)")
     judge.add_argument(
         "--holdout-days",
@@ -230,6 +237,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
         max_item_shift=args.max_item_shift,
         min_repeat_ratio=args.min_repeat_ratio,
         min_history_match=args.min_history_match,
+        window_days=args.window_days,
         holdout_days=args.holdout_days,
         min_holdout_customers=args.min_holdout_customers,
         epsilon=args.epsilon,

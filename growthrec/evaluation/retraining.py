@@ -7,10 +7,12 @@ One retrain (``retrain``) on new data, against the store's champion:
    rows, customers and items must not shrink by more than ``max_shrink``; the data must not
    end before the champion's did; the events per day since the champion's data ended must be
    at least ``min_recent_rate`` times those of as many days just before it (a half-missing
-   export); the items bought in those two periods must not shift (total variation distance
+   export), measured in each ``window_days`` window of the new period from its end, so that a
+   champion months old does not dilute one bad month; the items bought in a window and the
+   days before it must not shift (total variation distance
    between the shares of buyers per item) by more than ``max_item_shift``; the share of
    returning customers' purchases that are repeats must not fall under ``min_repeat_ratio``
-   times the earlier period's (a broken join that relabels products destroys repeats); and the
+   times the days before's (a broken join that relabels products destroys repeats); and the
    new data must still hold at least ``min_history_match`` of the champion's (customer, item)
    pairs over the days both cover (an export whose history was rewritten). Any failure refuses
    the data; the decision is recorded.
@@ -101,6 +103,7 @@ class Thresholds:
     max_item_shift: float = 0.45
     min_repeat_ratio: float = 0.5
     min_history_match: float = 0.9
+    window_days: float = 30.0
     holdout_days: float = 14.0
     min_holdout_customers: int = 30
     k: int = 10
@@ -124,6 +127,8 @@ class Thresholds:
         for name in ("min_recent_rate", "min_repeat_ratio", "epsilon", "max_empty_increase"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"--{name.replace('_', '-')} must not be negative")
+        if self.window_days <= 0:
+            raise ParameterError(f"--window-days {self.window_days:g}: expected more than 0")
         if self.holdout_days <= 0:
             raise ParameterError(f"--holdout-days {self.holdout_days:g}: expected more than 0")
 
@@ -235,50 +240,7 @@ def data_checks(
             f"the data ends {_iso(last)}, the champion's ended {_iso(old_last)}",
         )
     )
-    span = last - old_last
-    if span > 0:
-        new_part = times > old_last
-        before = (times > old_last - span) & (times <= old_last)
-        rate = np.count_nonzero(new_part) / max(np.count_nonzero(before), 1)
-        checks.append(
-            Check(
-                "recent rows per day",
-                round(rate, 4),
-                thresholds.min_recent_rate,
-                rate >= thresholds.min_recent_rate,
-                f"{np.count_nonzero(new_part):,} rows in the {span / DAY:.1f} days since the "
-                f"champion's data ended against {np.count_nonzero(before):,} in as many days "
-                "before",
-            )
-        )
-        if new_part.any() and before.any():
-            shift = item_shift(
-                *_buyers_per_item(events, before), *_buyers_per_item(events, new_part)
-            )
-            checks.append(
-                Check(
-                    "recent item shift",
-                    round(shift, 4),
-                    thresholds.max_item_shift,
-                    shift <= thresholds.max_item_shift,
-                    "total variation between the items bought since the champion's data ended "
-                    "and in as many days before",
-                )
-            )
-            now = _repeat_share(events, times <= old_last, new_part)
-            then = _repeat_share(events, times <= old_last - span, before)
-            if now is not None and then:
-                checks.append(
-                    Check(
-                        "recent repeat share",
-                        round(now / then, 4),
-                        thresholds.min_repeat_ratio,
-                        now / then >= thresholds.min_repeat_ratio,
-                        f"{now:.1%} of returning customers' purchases since the champion's data "
-                        f"ended were items they had bought before, against {then:.1%} in as "
-                        "many days before",
-                    )
-                )
+    checks += _recent_checks(events, old_last, last, thresholds)
     matched = _history_match(model, events, old_last)
     if matched is not None:
         checks.append(
@@ -289,6 +251,81 @@ def data_checks(
                 matched >= thresholds.min_history_match,
                 "share of the champion's (customer, item) pairs, over the days both datasets "
                 "cover, that the new data holds too",
+            )
+        )
+    return checks
+
+
+def _windows(since: float, last: float, days: float) -> list[tuple[float, float]]:
+    """The new period ``(since, last]`` cut into windows of ``days`` from its end (the oldest
+    one shorter, or merged into its neighbour when under a week)."""
+    width, out, end = days * DAY, [], last
+    while end > since:
+        start = max(end - width, since)
+        if out and start == since and end - start < min(width, 7 * DAY):
+            out[-1] = (since, out[-1][1])  # too short to measure alone
+            break
+        out.append((start, end))
+        end = start
+    return out
+
+
+def _recent_checks(
+    events: Events, since: float, last: float, thresholds: Thresholds
+) -> list[Check]:
+    """Rows per day, item shift and repeat share of each window of the new period against as
+    many days just before it; the worst window of each measure is the check."""
+    times = events.timestamps
+    rates, shifts, repeats = [], [], []
+    for start, end in _windows(since, last, thresholds.window_days):
+        span = end - start
+        window = (times > start) & (times <= end)
+        before = (times > start - span) & (times <= start)
+        n_window, n_before = np.count_nonzero(window), np.count_nonzero(before)
+        dates = f"{_iso(start)[:10]}..{_iso(end)[:10]}"
+        if not n_before:
+            continue
+        rates.append((n_window / n_before, dates, n_window, n_before))
+        if n_window:
+            shift = item_shift(*_buyers_per_item(events, before), *_buyers_per_item(events, window))
+            shifts.append((shift, dates))
+            now = _repeat_share(events, times <= start, window)
+            then = _repeat_share(events, times <= start - span, before)
+            if now is not None and then:
+                repeats.append((now / then, dates, now, then))
+    checks = []
+    if rates:
+        rate, dates, n_window, n_before = min(rates)
+        checks.append(
+            Check(
+                "recent rows per day",
+                round(rate, 4),
+                thresholds.min_recent_rate,
+                rate >= thresholds.min_recent_rate,
+                f"{n_window:,} rows in {dates} against {n_before:,} in as many days before",
+            )
+        )
+    if shifts:
+        shift, dates = max(shifts)
+        checks.append(
+            Check(
+                "recent item shift",
+                round(shift, 4),
+                thresholds.max_item_shift,
+                shift <= thresholds.max_item_shift,
+                f"total variation between the items bought in {dates} and in as many days before",
+            )
+        )
+    if repeats:
+        ratio, dates, now, then = min(repeats)
+        checks.append(
+            Check(
+                "recent repeat share",
+                round(ratio, 4),
+                thresholds.min_repeat_ratio,
+                ratio >= thresholds.min_repeat_ratio,
+                f"{now:.1%} of returning customers' purchases in {dates} were items they had "
+                f"bought before, against {then:.1%} in as many days before",
             )
         )
     return checks
