@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import http.client
 import json
 import os
@@ -45,6 +44,7 @@ from growthrec.backends.contract import resolve_params
 from growthrec.backends.registry import get_backend
 from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
+from growthrec.serving.holder import content_version
 from growthrec.store.modelfile import save_model
 
 HERE = Path(__file__).resolve().parent
@@ -93,11 +93,7 @@ def build_models(
 
 
 def version_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(2**22):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
+    return content_version(path)
 
 
 # -- the server ------------------------------------------------------------------------------

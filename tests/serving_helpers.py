@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import httpx
@@ -46,8 +48,14 @@ def shop_model(path: Path, seed: int, factors: int = 8) -> Model:
 
 
 def version_of(path: Path) -> str:
-    """The version the service names a model file by: its SHA-256's first 12 hex digits."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    """The version the service names a model file by, as its docs define it: SHA-256 over
+    the archive members' ``name:size:crc32`` lines, sorted, first 12 hex digits."""
+    with zipfile.ZipFile(path) as archive:
+        lines = sorted(
+            f"{m.filename}:{len(archive.read(m))}:{zlib.crc32(archive.read(m)):08x}"
+            for m in archive.infolist()
+        )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
 
 
 def replace_file(target: Path, source: Path | bytes) -> None:

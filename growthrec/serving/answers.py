@@ -213,7 +213,7 @@ def similar_list(served: ServedModel, item: str, n: int) -> dict[str, Any]:
 
 def search(served: ServedModel, what: str, query: str, limit: int) -> dict[str, Any]:
     """Item or customer ids containing ``query``, those starting with it first."""
-    text = served.item_text if what == "items" else served.user_text
+    text = served.id_text(what)
     if query:
         starts = np.flatnonzero(np.char.startswith(text, query))
         contains = np.flatnonzero(np.char.find(text, query) > 0)

@@ -109,7 +109,8 @@ def create_app(
         summary="Product recommendations from purchase history, from one model file.",
         description=(
             "Every list answer carries `model_version` (and the `X-Model-Version` header): "
-            "the first 12 hex digits of the model file's SHA-256. A customer the model does "
+            "a fingerprint of the model file's content (the first 12 hex digits of SHA-256 "
+            "over its archive members' names, sizes and CRC-32s). A customer the model does "
             'not know gets the best sellers, labelled `source: "fallback:popular"`. Errors '
             'are `{"detail": "<field>: <what is wrong>"}` with status 422 (a bad request) '
             "or 503 (no model loaded yet)."

@@ -1,8 +1,8 @@
 """The served model: one immutable value behind one reference, swapped whole when the file changes.
 
 ``load_served`` reads a model file, checks it as ``load_model`` does, answers a smoke request
-with it and precomputes what every request would otherwise recompute (the best-seller order,
-ids as text). ``ModelHolder`` keeps the current ``ServedModel``; a reload builds the new value
+with it and precomputes what every request would otherwise recompute (the best-seller
+order). ``ModelHolder`` keeps the current ``ServedModel``; a reload builds the new value
 completely beside the old one, then assigns the reference once. A request reads the reference
 once and finishes on the value it read, so a swap never mixes two models in one answer. Only
 one model is resident, plus the new one while it is being checked.
@@ -10,6 +10,7 @@ one model is resident, plus the new one while it is being checked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import numpy as np
 
 from growthrec.core.model import Model
 from growthrec.errors import GrowthrecError, ModelFileError
-from growthrec.pipeline.lists import popular_items, recommend
+from growthrec.pipeline.lists import popular_items, recommend, similar_items
 from growthrec.store.modelfile import load_model
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ModelHolder",
     "ReloadOutcome",
     "ServedModel",
+    "content_version",
     "file_state",
     "load_served",
 ]
@@ -70,7 +72,7 @@ class ServedModel:
     """A loaded, checked model and what requests need from it besides the model itself."""
 
     model: Model = attrs.field(eq=False)
-    #: First characters of the file's SHA-256: the same bytes are the same version.
+    #: The content's fingerprint (``content_version``): the same content, the same version.
     version: str
     path: Path
     file: FileState
@@ -81,17 +83,27 @@ class ServedModel:
     popular_order: np.ndarray = attrs.field(eq=False, repr=False)
     #: Customers who bought each item.
     buyers: np.ndarray = attrs.field(eq=False, repr=False)
-    #: Item and customer ids as text, for search.
-    item_text: np.ndarray = attrs.field(eq=False, repr=False)
-    user_text: np.ndarray = attrs.field(eq=False, repr=False)
+    #: Ids as text for search, made on the first search (not on every swap).
+    _texts: dict[str, np.ndarray] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def id_text(self, what: str) -> np.ndarray:
+        """Item (``"items"``) or customer ids as text; a race makes it twice, harmlessly."""
+        text = self._texts.get(what)
+        if text is None:
+            ids = self.model.train.items.ids if what == "items" else self.model.train.users.ids
+            text = self._texts[what] = ids.astype(str)
+        return text
 
 
-def _content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(4 * 2**20):
-            digest.update(chunk)
-    return digest.hexdigest()[:VERSION_CHARS]
+def content_version(path: Path) -> str:
+    """The file's version: SHA-256 over each archive member's name, size and CRC-32.
+
+    A fingerprint of the content read from the zip directory alone (the whole file is not
+    hashed again: ``load_model`` has read every member, and zip checks each one's CRC-32).
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = sorted(f"{i.filename}:{i.file_size}:{i.CRC:08x}" for i in archive.infolist())
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:VERSION_CHARS]
 
 
 def _file_meta(path: Path) -> dict[str, Any]:
@@ -102,11 +114,13 @@ def _file_meta(path: Path) -> dict[str, Any]:
 
 
 def _smoke(model: Model) -> None:
-    """One customer's list and the best sellers: the model answers, with finite scores."""
+    """One customer's list, the best sellers and one item's neighbours: the model answers,
+    with finite scores (and what the pipeline prepares per model is ready before the swap)."""
     items, scores = recommend(model, np.zeros(1, dtype=np.int64), min(10, model.train.n_items))
     if items.shape[0] != 1 or not np.all(np.isfinite(scores[items >= 0])):
         raise ValueError(f"the first customer's list has shape {items.shape} or non-finite scores")
     popular_items(model, 1)
+    similar_items(model, np.zeros(1, dtype=np.int64), min(10, model.train.n_items - 1) or 1)
 
 
 def load_served(path: Path) -> ServedModel:
@@ -119,7 +133,7 @@ def load_served(path: Path) -> ServedModel:
     before = file_state(path)
     model = load_model(path)  # the file's own checks: every array, shape and type
     try:
-        version = _content_hash(path)
+        version = content_version(path)
         meta = _file_meta(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{path}: could not be read again after loading ({exc})") from None
@@ -146,8 +160,6 @@ def load_served(path: Path) -> ServedModel:
         meta=meta,
         popular_order=order,
         buyers=buyers,
-        item_text=model.train.items.ids.astype(str),
-        user_text=model.train.users.ids.astype(str),
     )
 
 
@@ -246,6 +258,10 @@ class ModelHolder:
             self._thread.join(timeout=30)
 
     def _run(self, interval: float) -> None:
+        # Loading a new model must not slow the answers: on Linux a thread has its own nice
+        # value, so the scheduler prefers the threads serving requests (and other workers).
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         self._safe_reload("startup")
         while not self._stop.wait(interval):
             state = file_state(self.path)

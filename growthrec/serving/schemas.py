@@ -202,7 +202,10 @@ class SearchResult(BaseModel):
 class ModelDescription(BaseModel):
     """The model being served."""
 
-    model_version: str = Field(description="First 12 hex digits of the file's SHA-256.")
+    model_version: str = Field(
+        description="The content's fingerprint: the first 12 hex digits of SHA-256 over the "
+        "model file's archive members (name, size, CRC-32)."
+    )
     path: str
     backend: str
     params: dict[str, object]
