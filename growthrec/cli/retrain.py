@@ -97,8 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--window-days",
         type=float,
         default=_DEFAULTS.window_days,
-        help="the recent checks compare each window of this many days since the champion's "
-        f"data ended with the days before it (default {_DEFAULTS.window_days:g})",
+        help="the recent checks compare the latest N days since the champion's data ended "
+        f"with as many days before them (default {_DEFAULTS.window_days:g})",
     )
     judge = p.add_argument_group("judgement (champion against challenger)")
     judge.add_argument(

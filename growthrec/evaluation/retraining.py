@@ -7,9 +7,9 @@ One retrain (``retrain``) on new data, against the store's champion:
    rows, customers and items must not shrink by more than ``max_shrink``; the data must not
    end before the champion's did; the events per day since the champion's data ended must be
    at least ``min_recent_rate`` times those of as many days just before it (a half-missing
-   export), measured in each ``window_days`` window of the new period from its end, so that a
-   champion months old does not dilute one bad month; the items bought in a window and the
-   days before it must not shift (total variation distance
+   export), measured over the latest ``window_days`` of the new period, so that a champion
+   months old does not dilute one bad month; the items bought in those days and the days
+   before them must not shift (total variation distance
    between the shares of buyers per item) by more than ``max_item_shift``; the share of
    returning customers' purchases that are repeats must not fall under ``min_repeat_ratio``
    times the days before's (a broken join that relabels products destroys repeats); and the
@@ -257,24 +257,19 @@ def data_checks(
 
 
 def _windows(since: float, last: float, days: float) -> list[tuple[float, float]]:
-    """The new period ``(since, last]`` cut into windows of ``days`` from its end (the oldest
-    one shorter, or merged into its neighbour when under a week)."""
-    width, out, end = days * DAY, [], last
-    while end > since:
-        start = max(end - width, since)
-        if out and start == since and end - start < min(width, 7 * DAY):
-            out[-1] = (since, out[-1][1])  # too short to measure alone
-            break
-        out.append((start, end))
-        end = start
-    return out
+    """The latest ``days`` of the new period ``(since, last]`` (all of it when shorter).
+
+    Only the latest: an older window may hold a holiday closure the shop really had (Online
+    Retail's Christmas), and a bad export shows in its newest days.
+    """
+    return [(max(last - days * DAY, since), last)]
 
 
 def _recent_checks(
     events: Events, since: float, last: float, thresholds: Thresholds
 ) -> list[Check]:
-    """Rows per day, item shift and repeat share of each window of the new period against as
-    many days just before it; the worst window of each measure is the check."""
+    """Rows per day, item shift and repeat share of the latest days of the new period against
+    as many days just before them."""
     times = events.timestamps
     rates, shifts, repeats = [], [], []
     for start, end in _windows(since, last, thresholds.window_days):
