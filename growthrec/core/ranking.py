@@ -479,6 +479,10 @@ def _rank_one(
     while lo < reach:
         hi = min(lo + width, reach)
         block = scores[lo:hi]
+        # BLAS, as the batch's products: its rounding agrees with theirs where numpy's own
+        # loop (einsum) split near-duplicate items differently. A server runs BLAS on one
+        # thread per worker (set once at start): a 27k x 64 product on two BLAS threads of
+        # a busy machine took 9 ms at the median against 0.3 ms on one.
         np.matmul(ordered[lo:hi], user, out=block)
         for skip in (seen_at, banned_at):
             if skip.size:
