@@ -3,11 +3,21 @@ inside baskets, warm items kept as learned, and the content backend's weighting.
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
+from growthrec.backends.registry import get_backend
 from growthrec.core.coldstart import ridge_map
+from growthrec.core.features import fit_features
+from growthrec.core.interactions import build_interactions
+from growthrec.data.features import with_cold_items
+from growthrec.data.synthetic import generate_shop
+from growthrec.pipeline.catalog import add_items
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend_baskets
 
 
 def _dense_ridge(dense: np.ndarray, factors: np.ndarray, lam: float, weight: np.ndarray):
@@ -45,3 +55,96 @@ def test_iterative_and_direct_ridge_maps_agree_on_a_small_problem():
     # A feature no warm row has gets nothing: the penalty alone decides it.
     dense[:, 0] = 0
     assert not np.any(ridge_map(sp.csr_matrix(dense), factors, 0.5, dense_limit=0)[0])
+
+
+# baskets of products nobody bought
+
+COLUMNS = (("brand", "category"), ("line", "category"), ("category", "category"))
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return generate_shop(400, 60, 0.06, seed=3)
+
+
+def _fit_without(shop, backend: str, params: dict, unsold: list[int]):
+    """``backend`` with features, fitted on the shop with the purchases of the catalogue's
+    products ``unsold`` removed: they stay in the model as products nobody bought."""
+    ids = shop.catalog_item_id
+    keep = ~np.isin(shop.item_id, ids[unsold])
+    data = build_interactions(shop.user_id[keep], shop.item_id[keep], shop.quantity[keep])
+    data = with_cold_items(data, ids[unsold])
+    position = {item: n for n, item in enumerate(ids.tolist())}
+    order = np.array([position[i] for i in data.items.ids.tolist()])
+    columns = {
+        "brand": shop.catalog_brand[order],
+        "line": shop.catalog_line[order],
+        "category": shop.catalog_category[order],
+    }
+    features = fit_features(COLUMNS, columns, data.n_items)
+    model = fit_model(
+        data, backend, params, seed=0, item_attributes=columns, item_features=features
+    )
+    return model, data.items.index(ids[unsold])
+
+
+def _siblings_first(model, items: np.ndarray) -> float:
+    """Mean share of each item's line siblings among the first places of a one-item basket."""
+    line = model.item_attributes["line"]
+    shares = []
+    for item in items:
+        siblings = np.setdiff1d(np.flatnonzero(line == line[item]), [item])
+        if siblings.size:
+            top, _ = recommend_baskets(model, [[model.train.items.ids[item]]], siblings.size)
+            shares.append(np.isin(top[0], siblings).mean())
+    return float(np.mean(shares))
+
+
+@pytest.mark.parametrize(
+    ("backend", "params"),
+    [
+        ("svd", {"factors": 16}),
+        ("svd", {"factors": 16, "normalize": True}),
+        ("als", {"factors": 16}),
+        ("bpr", {"factors": 16}),
+    ],
+)
+def test_a_fit_gives_products_nobody_bought_their_mapped_factors(shop, backend, params):
+    """The backend's stored rows of products nobody bought hold their mapped factors (not the
+    fit's zeros), so a basket of one of them folds in to a customer with scores."""
+    model, cold = _fit_without(shop, backend, params, [0, 20, 40])
+    stored = model.arrays["item_factors"]
+    mapped = model.coldstart["item_factors"][cold]
+    if params.get("normalize"):  # stored unscaled; ranked as unit rows, the mapped direction
+        given = get_backend(backend).item_factors(model.arrays, model.params)[cold]
+        cosine = np.sum(given * mapped, axis=1) / np.linalg.norm(mapped, axis=1)
+        np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)
+    else:
+        np.testing.assert_array_equal(stored[cold], mapped)
+    _, scores = recommend_baskets(model, [[i] for i in model.train.items.ids[cold]], 5)
+    assert np.all(np.any(scores != 0, axis=1))
+    # What a fit gave before: zero rows, so the same baskets scored 0 everywhere.
+    zeroed = stored.copy()
+    zeroed[cold] = 0
+    before = attrs.evolve(model, arrays={**model.arrays, "item_factors": zeroed})
+    _, scores = recommend_baskets(before, [[i] for i in model.train.items.ids[cold]], 5)
+    assert not np.any(scores)
+
+
+@pytest.mark.parametrize(("backend", "floor"), [("svd", 0.7), ("als", 0.7), ("bpr", 0.55)])
+def test_a_basket_of_one_new_product_ranks_its_line_first(shop, backend, floor):
+    """A product added from its features alone (a new SKU with the features of each product
+    in turn): a basket of it ranks its line's products (the one it copies among them) first,
+    about as well as a basket of a product with buyers (0.78 for svd). Measured: svd 0.73,
+    als 0.72, bpr 0.63 (before the fix: every score 0)."""
+    model, _ = _fit_without(shop, backend, {"factors": 16}, [])
+    shares = []
+    for item in range(0, 60, 3):
+        table = pa.table(
+            {"item_id": ["NEW"], **{c: [model.item_attributes[c][item]] for c, _ in COLUMNS}}
+        )
+        new = add_items(model, table)
+        n = new.train.n_items - 1
+        assert np.any(new.arrays["item_factors"][n])
+        shares.append(_siblings_first(new, np.array([n])))
+    assert np.mean(shares) >= floor

@@ -11,7 +11,9 @@ weights), their catalogue attributes, and what each kind of model scores them by
   no buyers is 0), so an added product is scored as if it had been in the training catalogue;
 * the backend's own arrays, through its optional ``add_items`` method (see
   ``growthrec.backends.contract.Backend``): zero factors (what a fit learns for an item with
-  no buyers), the ``content`` backend's new feature rows, popularity's zero counts.
+  no buyers), the ``content`` backend's new feature rows, popularity's zero counts; a
+  dot-product model's stored item factors then take the mapped ones too, as a fit gives its
+  items nobody bought (``with_mapped_items``), so a basket holding a new product folds in.
 
 A backend without ``add_items`` (``ease`` and ``itemknn``, whose item-item weights are fitted
 as a whole) is refused in one line that says to retrain with the new catalogue.
@@ -37,6 +39,7 @@ from growthrec.data.catalog import catalog_attributes
 from growthrec.data.features import cold_item_ids, with_cold_items
 from growthrec.data.frames import arrow_table
 from growthrec.errors import DataError, ParameterError, PluginError
+from growthrec.pipeline.coldstart import with_mapped_items
 
 __all__ = ["AddedItems", "add_items", "added_items"]
 
@@ -125,6 +128,8 @@ def added_items(
     if "item_map" in coldstart:
         mapped = mapped_factors(encoded, coldstart["item_map"])
         coldstart["item_factors"] = np.vstack([coldstart["item_factors"], mapped])
+        added = np.arange(model.train.n_items, train.n_items)
+        arrays = dict(with_mapped_items(impl, arrays, model.params, added, mapped))
     new_model = attrs.evolve(
         model,
         arrays=arrays,

@@ -33,6 +33,7 @@ __all__ = [
     "feature_rows",
     "fit_coldstart",
     "item_features_as_rows",
+    "with_mapped_items",
 ]
 
 #: Backends whose items are scored from an item-item matrix fit on the training rows; their
@@ -69,11 +70,13 @@ def fit_coldstart(
     item_features: Features | None,
     user_features: Features | None,
     options: ColdStart,
-) -> dict[str, np.ndarray]:
-    """The cold-start arrays of a fitted dot-product backend: ``item_map``, ``item_factors``
-    (learned blended with mapped) and ``user_map``; empty for other backends."""
+) -> tuple[Mapping[str, np.ndarray], dict[str, np.ndarray]]:
+    """A fitted dot-product backend's arrays with its items nobody bought given their mapped
+    factors (``with_mapped_items``), and its cold-start arrays: ``item_map``,
+    ``item_factors`` (learned blended with mapped) and ``user_map``; for other backends the
+    arrays as they are and no cold-start array."""
     if not factor_capable(impl) or (item_features is None and user_features is None):
-        return {}
+        return arrays, {}
     out: dict[str, np.ndarray] = {}
     if item_features is not None:
         learned = np.asarray(impl.item_factors(arrays, params), dtype=np.float32)
@@ -89,13 +92,49 @@ def fit_coldstart(
         mapped = mapped_factors(item_features.matrix, weights)
         out["item_map"] = weights
         out["item_factors"] = blend_factors(learned, mapped, buyers, options.shrinkage)
+        arrays = with_mapped_items(impl, arrays, params, np.flatnonzero(~warm), mapped[~warm])
     if user_features is not None:
         learned = _all_user_factors(impl, arrays, params, train, weighting)
         bought = np.diff(train.indptr) > 0
         out["user_map"] = ridge_map(
             user_features.matrix[bought], learned[bought], options.regularization
         )
-    return out
+    return arrays, out
+
+
+def with_mapped_items(
+    impl: Backend,
+    arrays: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    items: np.ndarray,
+    mapped: np.ndarray,
+) -> Mapping[str, np.ndarray]:
+    """``arrays`` with rows ``items`` of the backend's stored ``item_factors`` set to their
+    ``mapped`` factors: items nobody bought, which a fit (or ``add_items``) leaves at zero.
+
+    A basket is folded in through the stored item factors, so without this a basket of
+    products nobody bought yet folds into a zero customer and every score is 0; with it the
+    basket's customer lands where those products' features put them. Done for a backend that
+    stores ``arrays["item_factors"]`` shaped like its ``item_factors`` output (svd, als, bpr,
+    spark, ials); when that output rescales the stored rows (``svd --normalize``), the mapped
+    rows are scaled back by the median ratio of the two on the other items. Other backends'
+    arrays are returned as they are.
+    """
+    stored = arrays.get("item_factors")
+    if stored is None or len(items) == 0:
+        return arrays
+    given = np.asarray(impl.item_factors(arrays, params))
+    if stored.shape != given.shape or mapped.shape != (len(items), stored.shape[1]):
+        return arrays
+    others = np.ones(stored.shape[0], dtype=bool)
+    others[items] = False
+    stored_norms = np.linalg.norm(stored[others], axis=1)
+    given_norms = np.linalg.norm(given[others], axis=1)
+    known = (stored_norms > 0) & (given_norms > 0)
+    scale = float(np.median(stored_norms[known] / given_norms[known])) if known.any() else 1.0
+    rows = np.array(stored, dtype=stored.dtype, copy=True)
+    rows[items] = mapped * scale
+    return {**arrays, "item_factors": rows}
 
 
 def _all_user_factors(

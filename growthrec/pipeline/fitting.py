@@ -83,7 +83,7 @@ def fit_model(
     except FloatingPointError:
         raise _fit_failure(impl, "the fit diverged (NaN)", data, matrix, params) from None
     _check_arrays(impl, arrays, resolved, data, matrix, params or {})
-    cold = fit_coldstart(
+    arrays, cold = fit_coldstart(
         impl, arrays, resolved, data.matrix, weighting, item_features, user_features, options
     )
     attributes = {k: np.asarray(v).astype(str) for k, v in (item_attributes or {}).items()}
