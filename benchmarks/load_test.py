@@ -149,6 +149,15 @@ class Service:
                 sizes[pid] = int(rss.group(1)) // 1024
         return sizes
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the model-holding processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.memory():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / ticks
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -409,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             swapper.current = 0 if _get_version(service.port) == versions[0] else 1
             checker = Checker(versions)
             swapper.start()
+            cpu_before = service.cpu_seconds()
             try:
                 if phase == "open":
                     figures = asyncio.run(
@@ -433,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 swapper.stop_event.set()
                 swapper.join(timeout=60)
+            served_requests = figures["requests"]
             figures.update(
+                server_cpu_ms_per_request=round(
+                    1000 * (service.cpu_seconds() - cpu_before) / max(served_requests, 1), 3
+                ),
                 swaps=len(swapper.flips),
                 flip_seconds_max=round(max(swapper.flips), 2) if swapper.flips else None,
                 flip_seconds=[round(f, 2) for f in swapper.flips],
@@ -467,14 +481,15 @@ def _print_table(result: dict) -> None:
             f"open loop {o['achieved_rate']}/s for {o['seconds']} s: p50 {o['p50_ms']} ms, "
             f"p90 {o['p90_ms']} ms, p99 {o['p99_ms']} ms, max {o['max_ms']} ms, "
             f"errors {o['errors']}, swaps {o['swaps']} (flip <= {o['flip_seconds_max']} s), "
-            f"mixed {o['mixed_answers']}"
+            f"mixed {o['mixed_answers']}, server CPU {o['server_cpu_ms_per_request']} ms/request"
         )
     if "closed" in result:
         c = result["closed"]
         print(
             f"closed loop {c['throughput']}/s for {c['seconds']} s: p50 {c['p50_ms']} ms, "
             f"p90 {c['p90_ms']} ms, p99 {c['p99_ms']} ms, errors {c['errors']}, swaps "
-            f"{c['swaps']} (flip <= {c['flip_seconds_max']} s), mixed {c['mixed_answers']}"
+            f"{c['swaps']} (flip <= {c['flip_seconds_max']} s), mixed {c['mixed_answers']}, "
+            f"server CPU {c['server_cpu_ms_per_request']} ms/request"
         )
     print(f"rejected swaps: {result['rejected_swaps']}, load average {result['load_average']}")
 
