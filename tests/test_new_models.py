@@ -224,7 +224,7 @@ def test_ials_new_customer_scores_equal_a_known_customers_after_exact_fit() -> N
     folded = impl.user_factors(model.arrays, model.params, x[:5], np.full(5, -1))
     # The item half-step came after the users' one: refit users against the final items.
     h = model.arrays["item_factors"]
-    penalty = frequency_regularization(np.diff(x[:5].indptr), 25, 0.005, 0.1, 1.0)
+    penalty = frequency_regularization(np.diff(x[:5].indptr), 25, 0.01, 0.1, 1.0)
     np.testing.assert_allclose(
         folded, _exact_rows(x[:5].toarray(), h.astype(float), penalty, 0.1), atol=1e-5
     )
@@ -239,6 +239,12 @@ def test_sparse_ease_with_every_neighbour_is_ease() -> None:
     x = _matrix(density=0.6)  # every pair of items bought together: every item a neighbour
     got = sparse_ease_weights(x, 20.0, neighbors=24, gram_neighbors=24).toarray()
     np.testing.assert_allclose(got, ease_weights(x, 20.0), rtol=1e-3, atol=1e-5)
+
+
+def test_sparse_ease_with_dropout_and_every_neighbour_is_edlae() -> None:
+    x = _matrix(density=0.6)
+    got = sparse_ease_weights(x, 5.0, 24, 24, dropout=0.3).toarray()
+    np.testing.assert_allclose(got, edlae_weights(x, 0.3, 5.0), rtol=1e-3, atol=1e-5)
 
 
 def test_sparse_ease_columns_are_ridge_regressions_on_the_nearest_items() -> None:

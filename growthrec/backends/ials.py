@@ -38,8 +38,9 @@ from growthrec.core.threads import thread_count
 
 __all__ = ["IALSBackend", "fold_in", "frequency_regularization", "solve_rows"]
 
-#: Float32 cells of the gathered factor rows in flight per block of a sparse product.
-_BLOCK_CELLS = 2**23
+#: Float32 cells of gathered factor rows per block of a sparse product: small enough to stay
+#: in cache between the gather and the dot products.
+_BLOCK_CELLS = 2**19
 
 
 def frequency_regularization(
@@ -171,7 +172,7 @@ class IALSBackend:
         Param("factors", 64, "number of latent factors", minimum=1),
         Param(
             "regularization",
-            0.005,
+            0.01,
             "λ: the penalty on a row's factors is λ (|I_u| + α0 |I|)^ν",
             minimum=0,
         ),

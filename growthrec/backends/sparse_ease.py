@@ -13,7 +13,8 @@ items only (the largest cosine ``G[i, j] / √(G[i, i] G[j, j])``), so ``B`` kee
    pairs (pairs not kept count as 0; ``G[j, N_j]`` and the diagonal are always exact) and the
    ``neighbors`` x ``neighbors`` systems are solved together (batched LAPACK).
 
-With ``neighbors`` and ``gram_neighbors`` at the number of items it is exactly EASE. Memory
+With ``neighbors`` and ``gram_neighbors`` at the number of items it is exactly EASE (and with
+``dropout`` exactly ``edlae``'s EDLAE, whose penalty it can take too). Memory
 grows with items x ``gram_neighbors`` (the kept pairs) and items x ``neighbors`` (B), time with
 items x ``neighbors``³ for the solves plus one sparse Gram product. A neighbourhood model like
 this is what Steck's sparse approximation of EASE (2019, "Markov random fields for
@@ -36,6 +37,7 @@ from growthrec.backends._sparse_neighbours import (
     neighbour_specs,
 )
 from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.edlae import dropout_penalty
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.backends.itemknn import map_gram_row_blocks, similarity_problem
 from growthrec.core.threads import thread_count
@@ -98,17 +100,20 @@ def sparse_ease_weights(
     l2: float,
     neighbors: int,
     gram_neighbors: int = 1000,
+    dropout: float = 0.0,
     *,
     threads: int = 0,
 ) -> sp.csr_matrix:
     """The sparse item x item ``B`` (CSR, float32): row ``i`` predicts, column ``j`` is
-    predicted, at most ``neighbors`` entries per column."""
+    predicted, at most ``neighbors`` entries per column. ``dropout`` adds EDLAE's penalty
+    p/(1-p)·G[i, i] to each predictor's λ (see ``edlae``)."""
     n = matrix.shape[1]
     cores = thread_count(threads)
     k = max(1, min(neighbors, n - 1))
     m = max(k, min(gram_neighbors, n - 1))
     x = matrix.astype(np.float32)
     columns, values, diagonal = _pruned_gram(x, m, cores)
+    penalised = diagonal + dropout_penalty(diagonal, dropout, l2)  # G[i, i] + Λ[i, i]
     kept = _symmetric_kept(columns, values, n)
     near = np.ascontiguousarray(columns[:, :k])
     exact = values[:, :k].astype(np.float64)  # G[j, N_j]: exact, from j's own Gram row
@@ -131,7 +136,7 @@ def sparse_ease_weights(
         slots[~present] = union.size
         flat = slots[:, :, None] * (union.size + 1) + slots[:, None, :]
         systems = square.ravel()[flat]
-        ridge = np.where(present, diagonal[np.where(present, targets, 0)] + l2, 1.0)
+        ridge = np.where(present, penalised[np.where(present, targets, 0)], 1.0)
         systems[:, np.arange(k), np.arange(k)] = ridge
         rhs = np.where(present, exact[chosen], 0.0).astype(np.float32)
         weights = np.linalg.solve(systems, rhs[:, :, None])[:, :, 0]
@@ -167,6 +172,13 @@ class SparseEASEBackend:
             minimum=1,
         ),
         Param(
+            "dropout",
+            0.0,
+            "EDLAE's dropout p: each predictor's λ grows by p/(1-p) x its buyers (0: EASE's λ)",
+            minimum=0,
+            maximum=0.99,
+        ),
+        Param(
             "gram_neighbors",
             1000,
             "Gram entries kept per item, to build the regressions from (at least neighbors; "
@@ -190,6 +202,7 @@ class SparseEASEBackend:
             params["l2"],
             params["neighbors"],
             params["gram_neighbors"],
+            params["dropout"],
             threads=params["threads"],
         )
         return {
