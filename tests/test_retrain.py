@@ -497,3 +497,23 @@ def test_server_stamp_changes_only_when_the_store_does(store, exports, capsys):
     threading.Event().wait(0.01)
     run_json(capsys, "retrain", "--store", store, "--data", exports["nov"], "--bootstrap", 200)
     assert manifest_stamp(store) != stamp
+
+
+def test_too_few_holdout_customers_is_a_refusal_not_a_verdict(store, exports, capsys):
+    payload = run_json(
+        capsys,
+        "retrain",
+        "--store",
+        store,
+        "--data",
+        exports["nov"],
+        "--min-holdout-customers",
+        10_000,
+    )
+    check("retrain", payload)
+    assert payload["outcome"] == "refused"
+    assert payload["reason"].startswith("too little new data to judge: ")
+    assert "need 10000" in payload["reason"]
+    assert "ndcg" not in payload["judgement"] and payload["version"] is None
+    assert read_manifest(store)["aliases"]["champion"] == "v0001"
+    assert _versions(store) == ["v0001"]
