@@ -116,7 +116,8 @@ class Server:
         return self.client.get("/readyz").json().get("model_version")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> int:

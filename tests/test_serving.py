@@ -465,6 +465,8 @@ def test_not_ready_until_a_good_model_arrives(files, tmp_path):
         replace_file(watched, files["a"])
         assert server.wait_ready() == version_of(files["a"])
         assert _post(server, "/v1/recommendations", {"customer": "1"}).status_code == 200
+        assert server.stop() == 0  # SIGTERM is the normal stop: requests finished, exit 0
+        assert "error:" not in server.log()
 
 
 def test_two_workers_serve_and_both_swap(files, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import errno
 import os
@@ -123,6 +124,18 @@ def _log_config(uvicorn_config: Any, level: str) -> dict[str, Any]:
     return config
 
 
+def _run_until_stopped(serve: Any, *args: Any, **kwargs: Any) -> None:
+    """Serve until SIGTERM or Ctrl-C: the normal way a service stops, so exit 0, not an error.
+
+    uvicorn finishes the requests in flight, then raises the signal again; the command line
+    turns that into ``Terminated`` or ``KeyboardInterrupt``, which end here.
+    """
+    from growthrec.cli.main import Terminated  # the command line's own; imported late (cycle)
+
+    with contextlib.suppress(Terminated, KeyboardInterrupt):
+        serve(*args, **kwargs)
+
+
 def run(args: argparse.Namespace, out: Output) -> None:
     try:
         import uvicorn
@@ -158,14 +171,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
         app = serving_app.create_app(
             args.model.resolve(), admin_token=args.admin_token, watch_seconds=watch
         )
-        uvicorn.run(app, **options)
+        _run_until_stopped(uvicorn.run, app, **options)
         return
     # Each worker process builds its own app (and loads its own model) from the environment.
     os.environ[serving_app.ENV_MODEL] = str(args.model.resolve())
     os.environ[serving_app.ENV_WATCH] = str(watch)
     if args.admin_token:
         os.environ[serving_app.ENV_ADMIN_TOKEN] = args.admin_token
-    uvicorn.run(
+    _run_until_stopped(
+        uvicorn.run,
         "growthrec.serving.app:app_from_environment",
         factory=True,
         workers=args.workers,
