@@ -24,8 +24,12 @@ class ColdStart:
     blend (buyers at which learned and mapped factors weigh the same), and ``feature_weight``
     of the feature rows given to item-item backends."""
 
-    regularization: float = 1.0
-    shrinkage: float = 2.0
+    # Measured on the cold-items protocol (ml-latest-small, Online Retail; svd and als):
+    # a penalty of 3 (a feature seen on fewer than ~3 warm items is mostly shrunk away) was
+    # best or near it on both; a shrinkage of 0.5 keeps the warm task within 0.6% of the
+    # backend without features (2 cost svd 1.1% and als 2.5% on ml-latest-small).
+    regularization: float = 3.0
+    shrinkage: float = 0.5
     feature_weight: float = 1.0
 
     def __attrs_post_init__(self) -> None:
