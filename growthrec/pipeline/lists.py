@@ -13,6 +13,16 @@ from growthrec.core.coldstart import blend_factors, mapped_factors
 from growthrec.core.interactions import rows_from_baskets
 from growthrec.core.model import Model
 from growthrec.core.ranking import FactorBatch, ItemsByNorm, top_k_batched, top_k_factors
+from growthrec.core.reranking import (
+    Cap,
+    CategoryTable,
+    SimilarityTable,
+    category_table,
+    rerank,
+    similarity_from_categories,
+    similarity_from_vectors,
+    user_category_distribution,
+)
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import (
     DataError,
@@ -21,11 +31,13 @@ from growthrec.errors import (
     UnknownIdError,
 )
 from growthrec.pipeline.prepared import PreparedModel, prepare
+from growthrec.pipeline.rules import ListSpec, cap_groups, filter_mask
 
 __all__ = [
     "EXPORT_BATCH_USERS",
     "customer_rows",
     "known_items",
+    "list_spec",
     "popular_items",
     "recommend",
     "recommend_baskets",
@@ -79,17 +91,19 @@ def _ranked(
     model: Model,
     rows: sp.csr_matrix | _RowsOf,
     users: np.ndarray,
-    k: int,
+    spec: ListSpec,
     *,
-    exclude_seen: bool,
-    exclude_items: Sequence[object] | None,
-    allow_items: Sequence[object] | None,
     n_threads: int,
     mapped_users: np.ndarray | None = None,
     lookalike: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of ``rows`` (raw purchases, also what ``exclude_seen`` excludes); ``lookalike``
-    (already weighted) is added to the weighted rows for scoring only."""
+    """The lists ``spec`` asks for, for ``rows`` (raw purchases, also what ``exclude_seen``
+    excludes); ``lookalike`` (already weighted) is added to the weighted rows for scoring only.
+
+    Candidates come from the pruned top-k of a dot-product model or the backend's scores; when
+    caps or a re-ranker re-order them, the top ``spec.candidates`` go through
+    ``growthrec.core.reranking.rerank``. Scores are the model's, whatever decided the order.
+    """
     prepared = prepare(model)
     impl = prepared.backend
 
@@ -99,20 +113,130 @@ def _ranked(
         return out if lookalike is None else sp.csr_matrix(out + lookalike[start:stop])
 
     options = {
-        "exclude_rows": rows if exclude_seen else None,
-        "exclude_items": _item_indices(model, exclude_items, "exclude"),
-        "allow_items": _item_indices(model, allow_items, "allow"),
+        "exclude_rows": rows if spec.exclude_seen else None,
+        "exclude_items": _item_indices(model, spec.deny or None, "exclude"),
+        "allow_items": _allowed_items(model, prepared, spec),
         "n_threads": n_threads,
     }
+    k = max(spec.candidates, spec.n) if spec.reorders else spec.n
     factors = _factor_batches(prepared, model, weighted, users, mapped_users)
     if factors is not None:
         user_batch, item_factors = factors
-        return top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
+        items, scores = top_k_factors(user_batch, rows.shape[0], item_factors, k, **options)
+    else:
 
-    def score_batch(start: int, stop: int) -> np.ndarray:
-        return row_scores(model, impl, weighted(start, stop), users[start:stop])
+        def score_batch(start: int, stop: int) -> np.ndarray:
+            return row_scores(model, impl, weighted(start, stop), users[start:stop])
 
-    return top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
+        items, scores = top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
+    if not spec.reorders:
+        return items, scores
+    return _reranked(model, prepared, rows, items, scores, spec)
+
+
+def _allowed_items(model: Model, prepared: PreparedModel, spec: ListSpec) -> np.ndarray | None:
+    """Indices of the items the allow list and the filters leave (None: every item)."""
+    allowed = _item_indices(model, spec.allow, "allow")
+    if not spec.filters:
+        return allowed
+    mask = prepared.derive(
+        ("filters", spec.filters), lambda: filter_mask(model.item_attributes, spec.filters)
+    )
+    passing = np.flatnonzero(mask)
+    return passing if allowed is None else np.intersect1d(allowed, passing)
+
+
+def _reranked(
+    model: Model,
+    prepared: PreparedModel,
+    rows: sp.csr_matrix | _RowsOf,
+    candidates: np.ndarray,
+    scores: np.ndarray,
+    spec: ListSpec,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``spec``'s caps and re-ranker over each row's candidates; the model's scores kept."""
+    rerank_spec = spec.rerank
+    context: dict[str, object] = {}
+    if rerank_spec.kind != "none" and rerank_spec.strength > 0:
+        if rerank_spec.kind == "calibration" or rerank_spec.similarity == "categories":
+            table = prepared.derive(
+                ("categories", spec.category), lambda: _category_table(model, spec.category)
+            )
+            context["categories"] = table
+            if rerank_spec.kind == "calibration":
+                history = rows[0 : rows.shape[0]]
+                context["user_categories"] = user_category_distribution(history, table)
+        if rerank_spec.kind in ("mmr", "dpp"):
+            context["similarity"] = prepared.derive(
+                ("similarity", rerank_spec.similarity, spec.category),
+                lambda: _similarity_table(model, prepared, rerank_spec.similarity, spec.category),
+            )
+    if rerank_spec.popularity_penalty > 0:
+        context["popularity"] = prepared.buyers
+    caps = [
+        Cap(
+            prepared.derive(("cap", column), lambda c=column: cap_groups(model.item_attributes, c)),
+            limit,
+            column,
+        )
+        for column, limit in spec.caps
+    ]
+    result = rerank(candidates, scores, spec.n, rerank_spec, caps=caps, **context)
+    return result.items, _scores_of(candidates, scores, result.items)
+
+
+def _scores_of(candidates: np.ndarray, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The model's score of each chosen item (found among its row's candidates); -inf padding."""
+    n_items = int(max(candidates.max(initial=0), chosen.max(initial=0))) + 1
+    offset = np.arange(candidates.shape[0], dtype=np.int64)[:, None] * n_items
+    keys = np.where(candidates >= 0, candidates + offset, -1).ravel()
+    order = np.argsort(keys, kind="stable")
+    wanted = (np.where(chosen >= 0, chosen, 0) + offset).ravel()
+    position = order[np.clip(np.searchsorted(keys[order], wanted), 0, keys.size - 1)]
+    out = scores.ravel()[position].reshape(chosen.shape).astype(np.float32)
+    return np.where(chosen >= 0, out, -np.inf).astype(np.float32)
+
+
+def _category_table(model: Model, column: str) -> CategoryTable:
+    """Items' categories from the catalogue column ``column`` (``a|b`` is two categories)."""
+    if column not in model.item_attributes:
+        known = ", ".join(model.item_attributes) or "none: the model has no catalogue"
+        raise ParameterError(
+            f"rerank: needs item categories, but the catalogue has no column {column!r} "
+            f"(columns: {known}); train with a catalogue, or use --similarity factors"
+        )
+    values = np.asarray(model.item_attributes[column], dtype=str)
+    parts = [[p for p in v.split("|") if p] for v in values.tolist()]
+    names = sorted({p for row in parts for p in row})
+    code = {name: n for n, name in enumerate(names)}
+    rows = np.repeat(np.arange(values.size), [len(p) for p in parts])
+    cols = np.array([code[p] for row in parts for p in row], dtype=np.int64)
+    matrix = sp.csr_matrix(
+        (np.ones(cols.size), (rows, cols)), shape=(values.size, max(len(names), 1))
+    )
+    return category_table(matrix)
+
+
+def _similarity_table(
+    model: Model, prepared: PreparedModel, kind: str, column: str
+) -> SimilarityTable:
+    """What MMR and the DPP compare items by: categories, item features or item factors."""
+    if kind == "categories":
+        return similarity_from_categories(_category_table(model, column))
+    if kind == "features":
+        if model.item_features is None:
+            raise ParameterError(
+                "rerank: --similarity features needs a model trained with --item-features"
+            )
+        return similarity_from_vectors(model.item_features.matrix, "item features")
+    if prepared.items_by_norm is None:
+        raise ParameterError(
+            f"rerank: --similarity factors needs a dot-product model; {model.backend} has no "
+            "item factors (use categories or features)"
+        )
+    factors = prepared.factor_methods[0](model.arrays, model.params)
+    cold = model.coldstart.get("item_factors")
+    return similarity_from_vectors(np.asarray(factors if cold is None else cold), "item factors")
 
 
 def _factor_batches(
@@ -174,27 +298,39 @@ def recommend(
     exclude_items: Sequence[object] | None = None,
     allow_items: Sequence[object] | None = None,
     n_threads: int = 1,
+    spec: ListSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices and scores for training users (row indices, see ``user_indices``).
 
     What a user already bought is excluded unless ``exclude_seen`` is False; ``exclude_items``
     and ``allow_items`` are external item ids. Rows are padded with -1 when too few items remain.
     ``n_threads`` ranks batches of users in parallel (0: every core); the lists do not depend
-    on it.
+    on it. ``spec`` (a ``ListSpec``: filters, caps, re-ranking), when given, decides the list
+    instead of ``k``, ``exclude_seen``, ``exclude_items`` and ``allow_items``.
     """
+    spec = list_spec(spec, k, exclude_seen, exclude_items, allow_items)
     users = np.asarray(users, dtype=np.int64)
     n_users = model.train.n_users
     every_user = users.size == n_users and np.array_equal(users, np.arange(n_users))
     rows = model.train.matrix if every_user else _RowsOf(model.train.matrix, users)
-    return _ranked(
-        model,
-        rows,
-        users,
-        k,
+    return _ranked(model, rows, users, spec, n_threads=n_threads)
+
+
+def list_spec(
+    spec: ListSpec | None,
+    k: int = 10,
+    exclude_seen: bool = True,
+    exclude_items: Sequence[object] | None = None,
+    allow_items: Sequence[object] | None = None,
+) -> ListSpec:
+    """``spec`` itself, or the plain ``ListSpec`` the older keyword arguments describe."""
+    if spec is not None:
+        return spec
+    return ListSpec(
+        n=k,
         exclude_seen=exclude_seen,
-        exclude_items=exclude_items,
-        allow_items=allow_items,
-        n_threads=n_threads,
+        allow=None if allow_items is None else tuple(allow_items),
+        deny=tuple(exclude_items or ()),
     )
 
 
@@ -212,6 +348,7 @@ def recommend_in_batches(
     exclude_items: Sequence[object] | None = None,
     allow_items: Sequence[object] | None = None,
     n_threads: int = 1,
+    spec: ListSpec | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``recommend`` over ``users`` a batch at a time: (users, items, scores) of each batch.
 
@@ -220,18 +357,11 @@ def recommend_in_batches(
     """
     if int(batch_users) != batch_users or batch_users < 1:
         raise ParameterError(f"batch_users={batch_users} must be a whole number of at least 1")
+    spec = list_spec(spec, k, exclude_seen, exclude_items, allow_items)
     users = np.asarray(users, dtype=np.int64)
     for start in range(0, users.size, int(batch_users)):
         batch = users[start : start + int(batch_users)]
-        items, scores = recommend(
-            model,
-            batch,
-            k,
-            exclude_seen=exclude_seen,
-            exclude_items=exclude_items,
-            allow_items=allow_items,
-            n_threads=n_threads,
-        )
+        items, scores = recommend(model, batch, n_threads=n_threads, spec=spec)
         yield batch, items, scores
 
 
@@ -243,18 +373,14 @@ def recommend_baskets(
     exclude_seen: bool = True,
     exclude_items: Sequence[object] | None = None,
     allow_items: Sequence[object] | None = None,
+    spec: ListSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` for customers not in training, each given as a basket of external item ids.
 
     The backend folds each basket in (no refit); the basket's own items are excluded by default.
     """
     return recommend_new_customers(
-        model,
-        baskets,
-        k=k,
-        exclude_seen=exclude_seen,
-        exclude_items=exclude_items,
-        allow_items=allow_items,
+        model, baskets, spec=list_spec(spec, k, exclude_seen, exclude_items, allow_items)
     )
 
 
@@ -267,6 +393,7 @@ def recommend_new_customers(
     exclude_seen: bool = True,
     exclude_items: Sequence[object] | None = None,
     allow_items: Sequence[object] | None = None,
+    spec: ListSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` for customers not in training: from a basket, from their features, or both.
 
@@ -275,20 +402,10 @@ def recommend_new_customers(
     one value per customer (or their rows already encoded by it). See ``customer_rows`` for
     how the two combine.
     """
+    spec = list_spec(spec, k, exclude_seen, exclude_items, allow_items)
     rows, mapped, lookalike = customer_rows(model, baskets, features)
     users = np.full(rows.shape[0], -1, dtype=np.int64)
-    return _ranked(
-        model,
-        rows,
-        users,
-        k,
-        exclude_seen=exclude_seen,
-        exclude_items=exclude_items,
-        allow_items=allow_items,
-        n_threads=1,
-        mapped_users=mapped,
-        lookalike=lookalike,
-    )
+    return _ranked(model, rows, users, spec, n_threads=1, mapped_users=mapped, lookalike=lookalike)
 
 
 def customer_rows(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 import attrs
 import numpy as np
@@ -43,6 +44,17 @@ class PreparedModel:
     items_by_norm: ItemsByNorm | None
     #: How many training customers bought each item: the best sellers' scores.
     buyers: np.ndarray
+    #: Tables derived from the model on first use (filter masks, category tables for
+    #: re-ranking), keyed by what they are; each entry is built once and never changed.
+    derived: dict = attrs.field(factory=dict, repr=False)
+
+    def derive(self, key: object, build: Callable[[], object]) -> object:
+        """The table ``key``, built by ``build`` on first use (two threads may both build it;
+        either result is kept: they are equal)."""
+        value = self.derived.get(key)
+        if value is None:
+            value = self.derived.setdefault(key, build())
+        return value
 
     @property
     def n_factors(self) -> int | None:
