@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import errno
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +125,28 @@ def _log_config(uvicorn_config: Any, level: str) -> dict[str, Any]:
     return config
 
 
+#: The signals that stop the service: the normal end of a server, not an error.
+_STOPPING = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 def _run_until_stopped(serve: Any, *args: Any, **kwargs: Any) -> None:
-    """Serve until SIGTERM or Ctrl-C: the normal way a service stops, so exit 0, not an error.
+    """Serve until SIGTERM or Ctrl-C, then return (exit 0, no error line).
 
-    uvicorn finishes the requests in flight, then raises the signal again; the command line
-    turns that into ``Terminated`` or ``KeyboardInterrupt``, which end here.
+    uvicorn finishes the requests in flight and raises the signal again once it has put the
+    previous handlers back; while it serves, those are no-ops, so the command line's own
+    (which turn a signal into an error exit) see nothing.
     """
-    from growthrec.cli.main import Terminated  # the command line's own; imported late (cycle)
-
-    with contextlib.suppress(Terminated, KeyboardInterrupt):
+    if threading.current_thread() is not threading.main_thread():
         serve(*args, **kwargs)
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in _STOPPING}
+    try:
+        serve(*args, **kwargs)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
