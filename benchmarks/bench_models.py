@@ -150,21 +150,15 @@ def check() -> None:
 
 
 def ml20m_shape(seed: int = 0) -> sp.csr_matrix:
-    """A synthetic 138,493 x 26,744 binary matrix with 20M entries and skewed popularity."""
-    from growthrec.data.synthetic import generate_shop  # noqa: F401  (same family of data)
+    """The binary 138,493 x 26,744 matrix with 20M rows that bench_scale.py (and the README's
+    MovieLens-20M-shape timings) use: ``generate_shop`` at that shape, seed 0."""
+    from growthrec.core.interactions import build_interactions
+    from growthrec.core.weighting import apply_weighting
+    from growthrec.data.synthetic import generate_shop
 
-    rng = np.random.default_rng(seed)
-    n_users, n_items, nnz = 138_493, 26_744, 20_000_263
-    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    item_p /= item_p.sum()
-    lengths = np.maximum(20, rng.lognormal(4.3, 1.0, n_users)).astype(np.int64)
-    lengths = np.minimum(lengths, n_items // 2)
-    lengths = (lengths * (nnz / lengths.sum())).astype(np.int64).clip(1, n_items // 2)
-    rows = np.repeat(np.arange(n_users), lengths)
-    cols = rng.choice(n_items, size=rows.size, p=item_p)
-    matrix = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
-    matrix.data[:] = 1  # duplicates summed: back to binary
-    return matrix
+    shop = generate_shop(138_493, 26_744, 20_000_000 / (138_493 * 26_744), seed=seed)
+    data = build_interactions(shop.user_id, shop.item_id, shop.quantity)
+    return apply_weighting(data.matrix, "binary")
 
 
 def fit_time(backend: str, params: Mapping[str, str]) -> None:
