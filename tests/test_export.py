@@ -146,7 +146,19 @@ def test_json_summary(model_file, tmp_path, capsys):
     summary = run_json(
         capsys, "export", "--model", model_file, "--n", 4, "--output", target, "--threads", 2
     )
-    assert set(summary) == {"output", "model", "n", "n_users", "n_fallback_users", "seconds"}
+    assert set(summary) == {
+        "output",
+        "model",
+        "n",
+        "n_users",
+        "n_fallback_users",
+        "n_short_lists",
+        "list_spec",
+        "seconds",
+    }
+    assert summary["n_short_lists"] == 0
+    assert summary["list_spec"]["rerank"]["kind"] == "none"
+    assert summary["list_spec"]["exclude_purchased"] is True
     assert summary["output"]["path"] == str(target)
     assert summary["output"]["format"] == "parquet"
     assert summary["output"]["bytes"] == target.stat().st_size

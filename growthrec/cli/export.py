@@ -16,14 +16,27 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from growthrec.cli.notes import named
-from growthrec.cli.options import add_json_option, add_threads_option, positive_int
+from growthrec.cli.options import (
+    add_json_option,
+    add_list_options,
+    add_threads_option,
+    list_spec_from,
+    positive_int,
+    short_lists_note,
+)
 from growthrec.cli.output import Output
 from growthrec.cli.payloads import FALLBACK_POPULAR, file_payload, model_payload
 from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
 from growthrec.core.ranking import thread_count
 from growthrec.errors import DataError, ParameterError, UnknownIdError
-from growthrec.pipeline.lists import EXPORT_BATCH_USERS, popular_items, recommend_in_batches
+from growthrec.pipeline.lists import (
+    EXPORT_BATCH_USERS,
+    list_spec,
+    popular_items,
+    recommend_in_batches,
+)
+from growthrec.pipeline.rules import ListSpec
 from growthrec.store.atomic import atomic_write
 from growthrec.store.modelfile import load_model
 
@@ -72,11 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="for a customer the model does not know: 'popular' writes the best sellers, "
         "marked in a 'source' column (default: such a customer is an error)",
     )
-    p.add_argument(
-        "--include-purchased",
-        action="store_true",
-        help="allow items the customer already bought (excluded by default)",
-    )
+    add_list_options(p, purchases=True)
     add_threads_option(p)
     add_json_option(p)
     p.set_defaults(run=run)
@@ -164,9 +173,12 @@ def _table_writer(handle: BinaryIO, kind: str, schema: pa.Schema) -> Iterator[An
             stream.close()
 
 
-def _fallback_rows(model: Model, schema: pa.Schema, user_ids: Sequence[str], n: int) -> pa.Table:
-    """The best sellers for customers the model does not know; score: share of buyers."""
-    items, buyers = popular_items(model, n)
+def _fallback_rows(
+    model: Model, schema: pa.Schema, user_ids: Sequence[str], spec: ListSpec
+) -> pa.Table:
+    """The best sellers (under ``spec``'s rules) for customers the model does not know;
+    score: share of buyers."""
+    items, buyers = popular_items(model, spec=spec)
     keep = items[0] >= 0
     share = buyers[0][keep].astype(np.float64) / max(model.train.n_users, 1)
     per_user = int(keep.sum())
@@ -222,67 +234,83 @@ def write_recommendations(
     *,
     exclude_seen: bool = True,
     n_threads: int = 0,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
     fallback_users: Sequence[str] | None = None,
+    spec: ListSpec | None = None,
 ) -> int:
     """Write the top ``n`` of ``users`` (row indices) to ``path`` batch by batch, atomically.
 
-    The format follows the suffix (``output_format``); ``on_batch(customers done)`` is called
-    after each batch. With ``fallback_users`` (external ids the model does not know) a
-    ``source`` column says ``model`` or ``fallback:popular``, and those customers get the best
-    sellers, after the others. Returns the number of rows written.
+    The format follows the suffix (``output_format``); ``on_batch(customers done, short
+    lists so far)`` is called after each batch. With ``fallback_users`` (external ids the model
+    does not know) a ``source`` column says ``model`` or ``fallback:popular``, and those
+    customers get the best sellers, after the others. ``spec`` (a ``ListSpec``: rules and
+    re-ranking) decides the lists instead of ``n`` and ``exclude_seen``, the fallback's too.
+    Returns the number of rows written.
     """
     kind = output_format(path)
+    spec = list_spec(spec, n, exclude_seen)
     schema = _schema(model, with_source=fallback_users is not None)
-    n_rows = 0
+    n_rows = n_short = 0
     with atomic_write(path) as handle, _table_writer(handle, kind, schema) as writer:
-        batches = recommend_in_batches(
-            model, users, n, exclude_seen=exclude_seen, n_threads=thread_count(n_threads)
-        )
+        batches = recommend_in_batches(model, users, n_threads=thread_count(n_threads), spec=spec)
         done = 0
         for batch_users, items, scores in batches:
             table = _rows(model, schema, batch_users, items, scores)
             writer.write_table(table)
             n_rows += table.num_rows
+            n_short += int(np.count_nonzero(items[:, -1] < 0)) if items.size else 0
             done += batch_users.size
             if on_batch is not None:
-                on_batch(done)
+                on_batch(done, n_short)
         unknown = list(fallback_users or [])
         for start in range(0, len(unknown), EXPORT_BATCH_USERS):
             chunk = unknown[start : start + EXPORT_BATCH_USERS]
-            table = _fallback_rows(model, schema, chunk, n)
+            table = _fallback_rows(model, schema, chunk, spec)
             writer.write_table(table)
             n_rows += table.num_rows
+            if table.num_rows < len(chunk) * spec.n:
+                n_short += len(chunk)
+                if on_batch is not None:
+                    on_batch(done, n_short)
     return n_rows
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
     kind = output_format(args.output)
     model = load_model(args.model)
+    options = list_spec_from(args, args.n, model.train.items, model.item_attributes)
     users, unknown = _selected_users(model, args)
     n_batches = max(1, -(-users.size // EXPORT_BATCH_USERS))
     start = time.perf_counter()
+    short, shown = [0], [0]
+
+    def on_batch(done: int, n_short: int) -> None:
+        short[0] = n_short
+        if done != shown[0]:  # the fallback's count comes without a new batch
+            shown[0] = done
+            steps.step(f"ranking and writing: {done:,} of {users.size:,} customers")
+
     with out.steps(n_batches) as steps:
         steps.step(f"ranking and writing: 0 of {users.size:,} customers")
         n_rows = write_recommendations(
             model,
             users,
             args.output,
-            args.n,
-            exclude_seen=not args.include_purchased,
             n_threads=args.threads or 0,
-            on_batch=lambda done: steps.step(
-                f"ranking and writing: {done:,} of {users.size:,} customers"
-            ),
+            on_batch=on_batch,
             fallback_users=unknown if args.fallback == "popular" else None,
+            spec=options.spec,
         )
     seconds = time.perf_counter() - start
+    n_users = int(users.size) + len(unknown)
     summary = {
         "model": model_payload(model, args.model),
         "output": file_payload(args.output, format=kind, rows=n_rows),
         "n": args.n,
-        "n_users": int(users.size) + len(unknown),
+        "n_users": n_users,
         "n_fallback_users": len(unknown),
+        "n_short_lists": short[0],
+        "list_spec": options.payload(),
         "seconds": round(seconds, 3),
     }
     out.emit_json(summary)
@@ -295,3 +323,6 @@ def run(args: argparse.Namespace, out: Output) -> None:
         ("time", f"{seconds:.2f} s"),
     ]
     out.print(out.table(["", "value"], rows, title="Recommendations exported"))
+    note = short_lists_note(short[0], n_users, args.n)
+    if note:
+        out.print(note)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +12,12 @@ import attrs
 import numpy as np
 from rich.table import Table
 
+from growthrec.cli.notes import named, warn
 from growthrec.cli.output import Output
 from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import Features, parse_feature_list
-from growthrec.core.interactions import Events
+from growthrec.core.interactions import Events, IdMap
+from growthrec.core.reranking import RERANKERS, SIMILARITIES, RerankSpec
 from growthrec.core.weighting import WEIGHTINGS
 from growthrec.data.cleaning import Cleaning
 from growthrec.data.features import FeatureSources, load_features
@@ -27,25 +31,38 @@ from growthrec.data.presets import (
     get_preset,
     preset_file,
 )
-from growthrec.errors import DataError, ParameterError
+from growthrec.errors import DataError, ParameterError, UnknownIdError
+from growthrec.pipeline.rules import (
+    DEFAULT_CANDIDATES,
+    ListSpec,
+    cap_groups,
+    filter_mask,
+    parse_cap,
+    parse_filter,
+)
 
 __all__ = [
+    "ListOptions",
     "LoadedData",
     "add_backend_options",
     "add_cleaning_options",
     "add_data_options",
     "add_feature_options",
     "add_json_option",
+    "add_list_options",
     "add_threads_option",
     "add_weighting_and_seed",
     "backend_params",
     "data_options",
     "dialect_options",
     "feature_sources",
+    "list_spec_from",
     "load_data",
     "load_report_table",
     "positive_int",
+    "read_item_ids",
     "seconds_from",
+    "short_lists_note",
 ]
 
 
@@ -433,3 +450,298 @@ def backend_params(args: argparse.Namespace) -> dict[str, Any]:
     if args.factors is not None:
         params["factors"] = args.factors
     return params
+
+
+def read_item_ids(path: Path, what: str = "items file") -> list[str]:
+    """Item ids from a text file, one per line, exactly as written (only the line end is cut)."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an {what}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file of item ids") from None
+    ids = [line.removesuffix("\r") for line in text.split("\n")]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise DataError(f"{path}: the {what} lists no item ids")
+    return ids
+
+
+def _id_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_list_options(parser: argparse.ArgumentParser, *, purchases: bool = False) -> None:
+    """The business rules and the re-ranker, one definition for every command that makes
+    lists (recommend, export, evaluate, compare); ``list_spec_from`` turns them into the
+    ``ListSpec`` the pipeline runs. ``purchases`` adds --include-purchased."""
+    group = parser.add_argument_group(
+        "business rules and re-ranking (the same pipeline for every list; see README)"
+    )
+    group.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="'COLUMN OP VALUE'",
+        help="keep items whose catalogue column passes, e.g. 'price <= 50', "
+        "'category in books,toys', 'in_stock == true' (OP: in, not in, ==, !=, <=, >=, <, >); "
+        "repeatable, all must pass",
+    )
+    group.add_argument(
+        "--available",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="only these items (in stock): a text file of item ids, one per line, exactly as "
+        "written; ids the model does not know are ignored with a warning",
+    )
+    group.add_argument(
+        "--exclude",
+        type=_id_list,
+        action="extend",
+        default=None,
+        metavar="A,B",
+        help="items never to recommend (comma-separated ids); repeatable",
+    )
+    if purchases:
+        group.add_argument(
+            "--include-purchased",
+            action="store_true",
+            help="allow items the customer already bought (excluded by default)",
+        )
+    group.add_argument(
+        "--cap",
+        dest="caps",
+        action="append",
+        default=[],
+        metavar="COLUMN=N",
+        help="at most N items per value of a catalogue column in a list, e.g. brand=2; "
+        "repeatable (one per column)",
+    )
+    group.add_argument(
+        "--rerank",
+        choices=RERANKERS,
+        default="none",
+        help="re-order each customer's top --candidates: mmr or dpp (diversity), calibration "
+        "(the list's category mix close to the customer's history) (default: none)",
+    )
+    group.add_argument(
+        "--strength",
+        "--diversity",
+        dest="strength",
+        type=float,
+        default=None,
+        metavar="X",
+        help="how hard --rerank pulls, in [0, 1]: 0 keeps the model's order, 1 is the "
+        "re-ranker's objective alone (required with --rerank)",
+    )
+    group.add_argument(
+        "--popularity-penalty",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="novelty: subtract B x log popularity (scaled to [0, 1]) from each candidate's "
+        "relevance first, B in [0, 1] (default 0); composes with --rerank",
+    )
+    group.add_argument(
+        "--similarity",
+        choices=SIMILARITIES,
+        default="categories",
+        help="what mmr and dpp compare items by: catalogue categories (--category-col), the "
+        "model's item features, or its item factors (default: categories)",
+    )
+    group.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dpp only: diverse over any N consecutive items rather than the whole list",
+    )
+    group.add_argument(
+        "--candidates",
+        type=positive_int,
+        default=DEFAULT_CANDIDATES,
+        metavar="M",
+        help=f"the model's top M per customer that caps and re-rankers choose from "
+        f"(default {DEFAULT_CANDIDATES})",
+    )
+    group.add_argument(
+        "--category-col",
+        default="category",
+        metavar="NAME",
+        help="the catalogue column of item categories, for calibration, --similarity "
+        "categories and diversity ('a|b' is two categories; default: category)",
+    )
+
+
+@attrs.frozen
+class ListOptions:
+    """The list options as a command took them: the ``ListSpec`` (its ``n`` the command's),
+    and the --available file with how many of its ids the model did not know."""
+
+    spec: ListSpec
+    available: Path | None = None
+    n_available: int = 0
+    n_unknown_available: int = 0
+
+    def payload(self, *, with_purchases: bool = True) -> dict[str, Any]:
+        """The ``list_spec`` object of --json: every setting that shaped the lists."""
+        spec, rerank = self.spec, self.spec.rerank
+        out: dict[str, Any] = {}
+        if with_purchases:
+            out["exclude_purchased"] = spec.exclude_seen
+        out.update(
+            available=None
+            if self.available is None
+            else {
+                "path": str(self.available),
+                "n_items": self.n_available,
+                "n_unknown": self.n_unknown_available,
+            },
+            exclude=[str(i) for i in spec.deny],
+            filters=[str(f) for f in spec.filters],
+            caps={column: limit for column, limit in spec.caps},
+            rerank={
+                "kind": rerank.kind,
+                "strength": rerank.strength,
+                "popularity_penalty": rerank.popularity_penalty,
+                "similarity": rerank.similarity,
+                "window": rerank.window,
+            },
+            candidates=spec.candidates,
+            category_col=spec.category,
+        )
+        return out
+
+
+def _rerank_from(args: argparse.Namespace) -> RerankSpec:
+    """--rerank and its options as a ``RerankSpec``; each mistake one line naming the option."""
+    kind, strength = args.rerank, args.strength
+    if kind == "none" and strength is not None:
+        raise ParameterError(
+            f"--strength {strength:g} needs a re-ranker: add --rerank mmr, dpp or calibration"
+        )
+    if kind != "none" and strength is None:
+        raise ParameterError(
+            f"--rerank {kind}: give --strength X in [0, 1] (0 keeps the model's order, 1 is "
+            f"{kind}'s objective alone), e.g. --strength 0.3"
+        )
+    if strength is not None and not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
+        raise ParameterError(
+            f"--strength {strength:g}: outside [0, 1] (0 keeps the model's order, 1 is "
+            f"{kind}'s objective alone)"
+        )
+    beta = args.popularity_penalty
+    if not (math.isfinite(beta) and 0.0 <= beta <= 1.0):
+        raise ParameterError(
+            f"--popularity-penalty {beta:g}: outside [0, 1] (0: none, 1: the full log "
+            "popularity, scaled to [0, 1], off each relevance)"
+        )
+    if args.window is not None:
+        if kind != "dpp":
+            raise ParameterError(f"--window {args.window}: applies to --rerank dpp only")
+        if args.window < 2:
+            raise ParameterError(f"--window {args.window}: must be at least 2")
+    return RerankSpec(kind, float(strength or 0.0), float(beta), args.similarity, args.window)
+
+
+def list_spec_from(
+    args: argparse.Namespace,
+    n: int,
+    items: IdMap,
+    attributes: Mapping[str, np.ndarray],
+) -> ListOptions:
+    """The ``ListSpec`` the list options ask for, checked against a catalogue (``items``,
+    the model's ids, and its item ``attributes``) before any ranking: an unknown column, a
+    filter or allow list that leaves nothing, a re-ranker that needs categories there are
+    none of, each one line. Unknown --available ids are ignored with a warning."""
+    filters = tuple(parse_filter(text) for text in args.filters)
+    caps = tuple(parse_cap(text) for text in args.caps)
+    twice = sorted({c for c, _ in caps if [c2 for c2, _ in caps].count(c) > 1})
+    if twice:
+        raise ParameterError(f"--cap {twice[0]}=...: given more than once; give one per column")
+    rerank = _rerank_from(args)
+    column = args.category_col
+    needs_categories = rerank.needs_categories or (
+        rerank.needs_similarity and rerank.similarity == "categories"
+    )
+    if needs_categories and column not in attributes:
+        known = ", ".join(attributes) or "none: the model has no catalogue"
+        if rerank.kind == "calibration":
+            what, other = "calibration", "train with a catalogue that has one"
+        else:
+            what, other = f"{rerank.kind} by categories", "or use --similarity factors"
+        raise ParameterError(
+            f"--rerank {rerank.kind}: {what} needs item categories, and the catalogue has no "
+            f"column {column!r} (columns: {known}); name the column with --category-col, {other}"
+        )
+    for column_name, _ in caps:
+        cap_groups(attributes, column_name)  # an unknown column: one line naming it
+    keep = filter_mask(attributes, filters) if filters else np.ones(len(items), dtype=bool)
+    allow: tuple[object, ...] | None = None
+    available, unknown = None, []
+    if args.available is not None:
+        given = read_item_ids(args.available, "--available file")
+        index = items.index(given)
+        unknown = [i for i, at in zip(given, index, strict=True) if at < 0]
+        known = index[index >= 0]
+        if not known.size:
+            raise DataError(
+                f"--available {args.available}: none of its {len(given):,} item ids is in the "
+                f"model's catalogue (first: {given[0]!r})"
+            )
+        if unknown:
+            warn(
+                f"--available {args.available}: {len(unknown):,} item ids not in the model's "
+                f"catalogue, ignored: {named(unknown)}"
+            )
+        allow = tuple(items.external(np.unique(known)).tolist())
+        available = args.available
+        passing = np.zeros_like(keep)
+        passing[known] = True
+        keep &= passing
+    deny = tuple(args.exclude or ())
+    if deny:
+        index = items.index(list(deny))
+        if np.any(index < 0):
+            missing = [d for d, at in zip(deny, index, strict=True) if at < 0]
+            raise UnknownIdError(f"--exclude: item {missing[0]} is not in the model's catalogue")
+        keep[index] = False
+    if not keep.any():
+        given = [f"--filter {f}" for f in filters] + (["--available"] if allow else [])
+        raise DataError(
+            f"the rules leave no item of the catalogue's {len(items):,}: "
+            f"{', '.join(given + (['--exclude'] if deny else []))} together allow none"
+        )
+    spec = ListSpec(
+        n=n,
+        exclude_seen=not getattr(args, "include_purchased", False),
+        allow=allow,
+        deny=deny,
+        filters=filters,
+        caps=caps,
+        rerank=rerank,
+        candidates=args.candidates,
+        category=column,
+    )
+    n_available = 0 if allow is None else len(allow)
+    return ListOptions(spec, available, n_available, len(unknown))
+
+
+def short_lists_note(n_short: int, n_lists: int, n: int) -> str | None:
+    """The line that says lists came out short (None when none did)."""
+    if not n_short:
+        return None
+    if n_lists == 1:
+        return (
+            f"note: 1 of 1 list is shorter than {n} items: the catalogue, the rules and what the "
+            "customer bought leave no more (nothing is made up to fill it)"
+        )
+    lists = "list is" if n_short == 1 else "lists are"
+    return (
+        f"note: {n_short:,} of {n_lists:,} {lists} shorter than {n} items: the catalogue, the "
+        "rules and what each customer bought leave no more (nothing is made up to fill them)"
+    )

@@ -11,7 +11,15 @@ import numpy as np
 from rich.table import Table
 
 from growthrec.cli.notes import named, warn
-from growthrec.cli.options import add_json_option, positive_int
+from growthrec.cli.options import (
+    ListOptions,
+    add_json_option,
+    add_list_options,
+    list_spec_from,
+    positive_int,
+    read_item_ids,
+    short_lists_note,
+)
 from growthrec.cli.output import Output
 from growthrec.cli.payloads import (
     FALLBACK_POPULAR,
@@ -20,7 +28,7 @@ from growthrec.cli.payloads import (
     recommendation_rows,
 )
 from growthrec.core.model import Model
-from growthrec.errors import DataError, ParameterError, UnknownIdError
+from growthrec.errors import ParameterError, UnknownIdError
 from growthrec.pipeline.lists import (
     known_items,
     popular_items,
@@ -33,33 +41,12 @@ from growthrec.store.modelfile import load_model
 __all__ = ["add_parser", "ranked_items", "read_item_ids"]
 
 
-def _id_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def _basket_ids(text: str) -> list[str]:
-    ids = _id_list(text)
+    ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids:
         raise argparse.ArgumentTypeError(
             f"{text!r} names no item; give comma-separated item ids, e.g. --items A,B,C"
         )
-    return ids
-
-
-def read_item_ids(path: Path) -> list[str]:
-    """Item ids from a text file, one per line, exactly as written (only the line end is cut)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such items file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not an items file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file of item ids") from None
-    ids = [line.removesuffix("\r") for line in text.split("\n")]
-    ids = [i for i in ids if i]
-    if not ids:
-        raise DataError(f"{path}: the items file lists no item ids")
     return ids
 
 
@@ -160,14 +147,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="for a customer the model does not know, or a basket of only unknown items: "
         "'popular' gives the best sellers",
     )
-    p.add_argument(
-        "--exclude", type=_id_list, default=None, metavar="A,B", help="items never to recommend"
-    )
-    p.add_argument(
-        "--include-purchased",
-        action="store_true",
-        help="allow items the customer already bought (excluded by default)",
-    )
+    add_list_options(p, purchases=True)
     add_json_option(p)
     p.set_defaults(run=run)
 
@@ -186,7 +166,8 @@ def run(args: argparse.Namespace, out: Output) -> None:
             "--customer-feature COLUMN=VALUE"
         )
     model = load_model(args.model)
-    exclude_seen = not args.include_purchased
+    options = list_spec_from(args, args.n, model.train.items, model.item_attributes)
+    spec = options.spec
     results: list[dict[str, Any]] = []
     if args.user_ids:
         index = model.train.users.index(args.user_ids)
@@ -197,12 +178,10 @@ def run(args: argparse.Namespace, out: Output) -> None:
                 "for best sellers, or --items A,B,C to score the customer's basket"
             )
         known = index[index >= 0]
-        items, scores = recommend(
-            model, known, args.n, exclude_seen=exclude_seen, exclude_items=args.exclude
-        )
+        items, scores = recommend(model, known, spec=spec)
         ranked = iter(zip(items, scores, strict=True))
         if unknown:
-            pop_items, pop_scores = popular_items(model, args.n, exclude_items=args.exclude)
+            pop_items, pop_scores = popular_items(model, spec=spec)
         for user, i in zip(args.user_ids, index, strict=True):
             if i >= 0:
                 row_items, row_scores = next(ranked)
@@ -222,16 +201,27 @@ def run(args: argparse.Namespace, out: Output) -> None:
                     }
                 )
     if features is not None:
-        results.append(_features_result(model, features, basket or [], args, exclude_seen))
+        results.append(_features_result(model, features, basket or [], args, options))
     elif basket is not None:
-        results.append(_basket_result(model, basket, args, exclude_seen))
-    out.emit_json({"model": model_payload(model, args.model), "results": results})
+        results.append(_basket_result(model, basket, args, options))
+    n_short = sum(len(result["items"]) < args.n for result in results)
+    out.emit_json(
+        {
+            "model": model_payload(model, args.model),
+            "list_spec": options.payload(),
+            "n_short_lists": n_short,
+            "results": results,
+        }
+    )
     for result in results:
         out.print(_result_table(out, result))
+    note = short_lists_note(n_short, len(results), args.n)
+    if note:
+        out.print(note)
 
 
 def _basket_result(
-    model: Model, basket: list[str], args: argparse.Namespace, exclude_seen: bool
+    model: Model, basket: list[str], args: argparse.Namespace, options: ListOptions
 ) -> dict[str, Any]:
     """The basket's list: its known items folded in, unknown ones ignored (or refused)."""
     known, unknown = known_items(model, basket)
@@ -248,12 +238,10 @@ def _basket_result(
         warn(f"basket items not in the model's catalogue, ignored: {named(unknown)}")
     result: dict[str, Any] = {"basket": basket, "ignored_items": unknown}
     if not known:
-        items, scores = popular_items(model, args.n, exclude_items=args.exclude)
+        items, scores = popular_items(model, spec=options.spec)
         rows = fallback_rows(model, items[0], scores[0])
         return {**result, "source": FALLBACK_POPULAR, "items": rows}
-    items, scores = recommend_baskets(
-        model, [known], args.n, exclude_seen=exclude_seen, exclude_items=args.exclude
-    )
+    items, scores = recommend_baskets(model, [known], spec=options.spec)
     return {**result, "source": "fold-in", "items": ranked_items(model, items[0], scores[0])}
 
 
@@ -262,7 +250,7 @@ def _features_result(
     features: dict[str, str],
     basket: list[str],
     args: argparse.Namespace,
-    exclude_seen: bool,
+    options: ListOptions,
 ) -> dict[str, Any]:
     """A new customer's list from their features, and their basket if they have one."""
     if model.user_features is None:
@@ -301,7 +289,7 @@ def _features_result(
                 f"it knows{items_given}; give a value it learned, or use --fallback popular for "
                 "best sellers"
             )
-        items, scores = popular_items(model, args.n, exclude_items=args.exclude)
+        items, scores = popular_items(model, spec=options.spec)
         rows = fallback_rows(model, items[0], scores[0])
         return {**result, "source": FALLBACK_POPULAR, "items": rows}
     # Warnings only now: when nothing is known, the error (or the fallback's title) says it all.
@@ -313,9 +301,7 @@ def _features_result(
         model,
         [known],
         {c: v.tolist() for c, v in values.items()},
-        args.n,
-        exclude_seen=exclude_seen,
-        exclude_items=args.exclude,
+        spec=options.spec,
     )
     source = "features+basket" if known else "features"
     return {**result, "source": source, "items": ranked_items(model, items[0], scores[0])}

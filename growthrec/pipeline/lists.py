@@ -36,6 +36,7 @@ from growthrec.pipeline.rules import ListSpec, cap_groups, filter_mask
 __all__ = [
     "EXPORT_BATCH_USERS",
     "customer_rows",
+    "item_categories",
     "known_items",
     "list_spec",
     "popular_items",
@@ -524,15 +525,44 @@ def similar_items(model: Model, items: np.ndarray, k: int = 10) -> tuple[np.ndar
 
 
 def popular_items(
-    model: Model, k: int = 10, *, exclude_items: Sequence[object] | None = None
+    model: Model,
+    k: int = 10,
+    *,
+    exclude_items: Sequence[object] | None = None,
+    spec: ListSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` items most training customers bought: the fallback for unknown customers."""
+    """The ``k`` items most training customers bought: the fallback for unknown customers.
+
+    With ``spec`` the best sellers go through its rules and re-ranker like any list (a
+    customer with no history: nothing of theirs is excluded, calibration has no target).
+    """
     n_items = model.train.n_items
-    buyers = prepare(model).buyers
-    return top_k_batched(
+    prepared = prepare(model)
+    buyers = prepared.buyers
+    if spec is None:
+        return top_k_batched(
+            lambda start, stop: buyers[None, :],
+            1,
+            n_items,
+            k,
+            exclude_items=_item_indices(model, exclude_items, "exclude"),
+        )
+    depth = max(spec.candidates, spec.n) if spec.reorders else spec.n
+    items, scores = top_k_batched(
         lambda start, stop: buyers[None, :],
         1,
         n_items,
-        k,
-        exclude_items=_item_indices(model, exclude_items, "exclude"),
+        depth,
+        exclude_items=_item_indices(model, spec.deny or None, "exclude"),
+        allow_items=_allowed_items(model, prepared, spec),
     )
+    if not spec.reorders:
+        return items, scores
+    nobody = sp.csr_matrix((1, n_items), dtype=np.float32)
+    return _reranked(model, prepared, nobody, items, scores, spec)
+
+
+def item_categories(model: Model, column: str) -> CategoryTable:
+    """The items' categories from catalogue column ``column`` (``a|b`` is two), built once
+    per model and shared with the re-rankers (evaluation's miscalibration reads them)."""
+    return prepare(model).derive(("categories", column), lambda: _category_table(model, column))
