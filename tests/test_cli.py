@@ -374,7 +374,8 @@ def _check_result(result, bought_items: set[str], n: int, category: dict[str, st
 
 def test_recommend_several_users_json(shop, svd_model, bought, capsys):
     payload = run_json(capsys, "recommend", "--model", svd_model, "--user-id", "1", "2", "3")
-    assert set(payload) == {"model", "results"}
+    assert set(payload) == {"model", "list_spec", "n_short_lists", "results"}
+    assert payload["n_short_lists"] == 0
     assert payload["model"]["path"] == str(svd_model)
     assert payload["model"]["backend"] == "svd"
     assert [r["user"] for r in payload["results"]] == ["1", "2", "3"]
@@ -517,7 +518,14 @@ def _check_evaluation(payload, ks: list[int], backends: list[str]) -> None:
         assert set(result["metrics"]) == {str(k) for k in ks}
         for k in ks:
             metrics = result["metrics"][str(k)]
-            assert list(metrics) == [*METRIC_NAMES, "novelty", "diversity"]
+            assert list(metrics) == [
+                *METRIC_NAMES,
+                "novelty",
+                "diversity",
+                "gini",
+                "long_tail",
+                "miscalibration",
+            ]
             assert all(0.0 <= metrics[name] <= 1.0 for name in METRIC_NAMES), metrics
             assert metrics["novelty"] > 0.0
             assert 0.0 <= metrics["diversity"] <= 1.0  # the shop's catalogue has categories

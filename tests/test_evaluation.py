@@ -72,12 +72,21 @@ def test_labels_and_dict_form(evaluations):
             "ranking",
             "seed",
             "n_users",
+            "n_short_lists",
             "fit_seconds",
             "metrics",
         ]
         assert d["ranking"] == evaluation.ranking
         assert set(d["metrics"]) == {"1", "5", "10"}
-        assert list(d["metrics"]["5"]) == [*METRIC_NAMES, "novelty", "diversity"]
+        # no category column in the model's catalogue: no miscalibration
+        assert list(d["metrics"]["5"]) == [
+            *METRIC_NAMES,
+            "novelty",
+            "diversity",
+            "gini",
+            "long_tail",
+        ]
+        assert d["n_short_lists"] == 0
     assert Evaluation("b", {}, "p", 0, 1, {}, 0.0).ranking == "full"  # the default
 
 

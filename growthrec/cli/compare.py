@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from growthrec.cli.evaluate import add_protocol_options, run_evaluation
-from growthrec.cli.options import add_data_options, add_json_option, add_weighting_and_seed
+from growthrec.cli.options import (
+    add_data_options,
+    add_json_option,
+    add_list_options,
+    add_weighting_and_seed,
+)
 from growthrec.cli.output import Output
 from growthrec.errors import DataError, ParameterError
 from growthrec.store.tuned import read_tuned, tuned_fingerprint, tuned_path
@@ -21,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate several backends on one split, in one table",
         description="Evaluate several backends on the same split and print one table of metrics "
         "and fit times. Parameters per backend: --param BACKEND.NAME=VALUE, or the files "
-        "'growthrec tune' wrote (--tuned DIR).",
+        "'growthrec tune' wrote (--tuned DIR). Every backend's lists go through the same rules "
+        "and re-ranker (the list options), as 'recommend' would serve them.",
     )
     add_data_options(c)
     c.add_argument(
@@ -46,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_weighting_and_seed(c)
     add_protocol_options(c)
+    add_list_options(c)
     add_json_option(c)
     c.set_defaults(run=run_compare)
 

@@ -15,16 +15,20 @@ from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
     add_json_option,
+    add_list_options,
     add_threads_option,
     backend_params,
+    list_spec_from,
+    list_spec_text,
     load_data,
     load_report_table,
     positive_int,
     seconds_from,
+    short_lists_note,
 )
 from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, split_payload
-from growthrec.core.metrics import METRIC_NAMES
+from growthrec.core.metrics import BEYOND_ACCURACY, METRIC_NAMES, MORE_BEYOND_ACCURACY
 from growthrec.core.split import Split
 from growthrec.evaluation.protocols import PROTOCOLS, Protocol, check_features, make_split
 from growthrec.evaluation.runs import (
@@ -33,6 +37,7 @@ from growthrec.evaluation.runs import (
     clamp_ks,
     evaluate_backend,
     item_vectors_for_diversity,
+    plain_ranking,
 )
 
 __all__ = [
@@ -125,25 +130,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="offline evaluation of a backend beside the popularity baseline",
         description="Hold out part of each customer's purchases, fit on the rest, rank all items "
         "each customer has not bought and score the held-out ones (Hit rate, Precision, Recall, "
-        "NDCG, MAP, MRR, coverage, novelty, diversity at each K).",
+        "NDCG, MAP, MRR, coverage, novelty, diversity, Gini of exposure, long-tail share, "
+        "miscalibration at each K). The lists go through the same rules and re-ranker as "
+        "'recommend' and 'export' with the same options.",
     )
     add_data_options(p)
     add_backend_options(p)
     add_protocol_options(p)
+    add_list_options(p)
     p.add_argument("--no-baseline", action="store_true", help="skip the popularity baseline")
     add_json_option(p)
     p.set_defaults(run=run_evaluate)
 
 
 def diversity_basis(
-    split: Split, attributes: Mapping[str, np.ndarray], seed: int
+    split: Split, attributes: Mapping[str, np.ndarray], seed: int, column: str = "category"
 ) -> dict[str, Any]:
-    """Item categories from the catalogue if it has them, else item vectors from the train part.
+    """Item categories from the catalogue's ``column`` if it has one, else item vectors from
+    the train part.
 
     One basis for every backend of a run, so their diversity figures compare.
     """
-    if "category" in attributes:
-        return {"categories": categories_from(attributes["category"])}
+    if column in attributes:
+        return {"categories": categories_from(attributes[column])}
     return {"item_vectors": item_vectors_for_diversity(split.train, seed=seed)}
 
 
@@ -163,11 +172,12 @@ def run_evaluation(
         steps.step(f"splitting: {protocol.name}")
         split = make_split(loaded.events, protocol, args.seed, **features)
         ks, clamped = clamp_ks(args.k, split.train.n_items)
+        options = list_spec_from(args, max(ks), split.train.items, loaded.attributes)
         warnings = clamp_warnings(clamped, split.train.n_items)
         warnings += _fingerprint_warnings(tuned_on or {}, args.data, loaded.report.fingerprint)
         for warning in warnings:
             warn(warning)
-        basis = diversity_basis(split, loaded.attributes, args.seed)
+        basis = diversity_basis(split, loaded.attributes, args.seed, args.category_col)
         evaluations = []
         for name, params in backends:
             steps.step(f"fitting and ranking: {name}")
@@ -182,6 +192,8 @@ def run_evaluation(
                     n_threads=args.threads or 0,
                     sampled_negatives=args.sampled,
                     coldstart=loaded.coldstart,
+                    item_attributes=loaded.attributes,
+                    spec=options.spec,
                     **features,
                     **basis,
                 )
@@ -189,18 +201,27 @@ def run_evaluation(
     payload = {
         "data": data_payload(loaded.report),
         **evaluation_payload(split, evaluations, ks),
-        "diversity_basis": "category" if "categories" in basis else "item vectors (svd of train)",
+        "diversity_basis": args.category_col
+        if "categories" in basis
+        else "item vectors (svd of train)",
+        "list_spec": options.payload(with_purchases=False),
         "ks_clamped": {str(k): split.train.n_items for k in clamped},
         "warnings": warnings,
     }
     out.emit_json(payload)
     out.print(load_report_table(out, loaded.report))
     out.print(_split_line(split, args.seed, evaluations[0].ranking))
+    if not plain_ranking(options.spec):
+        out.print(f"lists: {data_text(list_spec_text(options.spec))}")
     if evaluations[0].tasks:
         for table in task_tables(out, evaluations, ks):
             out.print(table)
     else:
         out.print(evaluation_table(out, evaluations, ks))
+    for e in evaluations:
+        note = short_lists_note(e.n_short_lists, e.n_users, max(ks))
+        if note:
+            out.print(f"{e.backend}: {note}")
 
 
 def clamp_warnings(clamped: Sequence[int], n_items: int) -> list[str]:
@@ -256,7 +277,7 @@ def evaluation_table(
         return e.metrics if task is None else e.tasks[task].metrics
 
     first = metrics(evaluations[0])[ks[0]]
-    names = [m for m in (*METRIC_NAMES, "novelty", "diversity") if m in first]
+    names = [m for m in (*METRIC_NAMES, *BEYOND_ACCURACY, *MORE_BEYOND_ACCURACY) if m in first]
     columns = [f"{e.backend} @{k}" for k in ks for e in evaluations]
     rows = [(name, *(metrics(e)[k][name] for k in ks for e in evaluations)) for name in names]
     rows.append(("fit seconds", *(round(e.fit_seconds, 3) for _ in ks for e in evaluations)))

@@ -57,6 +57,7 @@ __all__ = [
     "dialect_options",
     "feature_sources",
     "list_spec_from",
+    "list_spec_text",
     "load_data",
     "load_report_table",
     "positive_int",
@@ -745,3 +746,25 @@ def short_lists_note(n_short: int, n_lists: int, n: int) -> str | None:
         f"note: {n_short:,} of {n_lists:,} {lists} shorter than {n} items: the catalogue, the "
         "rules and what each customer bought leave no more (nothing is made up to fill them)"
     )
+
+
+def list_spec_text(spec: ListSpec) -> str:
+    """The rules and re-ranker of ``spec`` in a few words, for a line above a table."""
+    rerank = spec.rerank
+    parts = [f"filter {f}" for f in spec.filters]
+    if spec.allow is not None:
+        parts.append(f"{len(spec.allow):,} items available")
+    if spec.deny:
+        parts.append(f"{len(spec.deny):,} excluded")
+    parts += [f"at most {limit} per {column}" for column, limit in spec.caps]
+    if rerank.kind != "none":
+        by = "" if rerank.kind == "calibration" else f" by {rerank.similarity}"
+        window = f", window {rerank.window}" if rerank.window else ""
+        parts.append(f"{rerank.kind} {rerank.strength:g}{by}{window}")
+    if rerank.popularity_penalty:
+        parts.append(f"popularity penalty {rerank.popularity_penalty:g}")
+    if spec.reorders:
+        parts.append(f"re-ranked from the top {spec.candidates}")
+    if not spec.exclude_seen:
+        parts.append("purchases included")
+    return "; ".join(parts) or "the model's plain ranking"
