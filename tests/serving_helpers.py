@@ -36,12 +36,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def shop_model(path: Path, seed: int, factors: int = 8) -> Model:
-    """A small svd model of a synthetic shop (200 customers, 40 items, a category per item)."""
+def shop_model(
+    path: Path, seed: int, factors: int = 8, columns: tuple[str, ...] = ("category",)
+) -> Model:
+    """A small svd model of a synthetic shop (200 customers, 40 items), with the catalogue
+    ``columns`` of each item (``category``, ``price``, ``brand``)."""
     shop = generate_shop(200, 40, 0.1, seed=1)
     data = build_interactions(shop.user_id, shop.item_id, shop.quantity, shop.timestamp)
-    category = dict(zip(shop.catalog_item_id.tolist(), shop.catalog_category.tolist(), strict=True))
-    attributes = {"category": np.array([category[i] for i in data.items.ids.tolist()], dtype=str)}
+    attributes = {}
+    for column in columns:
+        values = getattr(shop, f"catalog_{column}")
+        of = dict(zip(shop.catalog_item_id.tolist(), values.tolist(), strict=True))
+        attributes[column] = np.array([str(of[i]) for i in data.items.ids.tolist()], dtype=str)
     model = fit_model(data, "svd", {"factors": factors}, seed=seed, item_attributes=attributes)
     save_model(model, path)
     return model
@@ -83,11 +89,12 @@ def wait_until(condition, timeout: float = 20.0, every: float = 0.05):
 class Server:
     """``growthrec serve --model MODEL ...`` on a free port; stopped on exit (SIGTERM)."""
 
-    def __init__(self, model: Path, *extra: str, log: Path) -> None:
+    def __init__(self, model: Path, *extra: str, log: Path, store: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        argv = [sys.executable, "-m", "growthrec", "serve", "--model", str(model)]
+        source = "--store" if store else "--model"
+        argv = [sys.executable, "-m", "growthrec", "serve", source, str(model)]
         argv += ["--port", str(self.port), "--watch-interval", "0.1", *extra]
         self._log = open(log, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)

@@ -15,7 +15,7 @@ from typing import Any
 from growthrec.cli.notes import warn
 from growthrec.cli.options import positive_int
 from growthrec.cli.output import Output
-from growthrec.errors import ModelFileError, ParameterError
+from growthrec.errors import GrowthrecError, ModelFileError, ParameterError
 
 __all__ = ["INSTALL_HINT", "add_parser", "run"]
 
@@ -48,13 +48,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve recommendations over HTTP",
-        description="Serve a model file over HTTP (JSON; the OpenAPI page is at /docs, a page "
-        "for people at /). The file is watched: a new model written to the same path "
-        "(atomically, as 'train' does) is loaded, checked and swapped in without a restart; "
-        "a bad one is refused and the old model keeps serving. Needs "
-        f"{INSTALL_HINT}.",
+        description="Serve a model file, or a model store's champion, over HTTP (JSON; the "
+        "OpenAPI page is at /docs, a page for people at /). The file is watched: a new model "
+        "written to the same path (atomically, as 'train' does), or a new champion of the "
+        "store ('retrain', 'models promote', 'models rollback'), is loaded, checked and "
+        "swapped in without a restart; a bad one is refused and the old model keeps serving. "
+        f"Needs {INSTALL_HINT}.",
     )
-    p.add_argument("--model", type=Path, required=True, help="model file written by 'train'")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model file written by 'train'")
+    source.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="model store written by 'retrain': serve its champion, and follow the alias",
+    )
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -80,7 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="how often the model file is checked for a change (default: 0.5)",
+        help="how often the model file (or the store's manifest) is checked for a change "
+        "(default: 0.5)",
     )
     p.add_argument(
         "--log-level",
@@ -149,6 +158,23 @@ def _run_until_stopped(serve: Any, *args: Any, **kwargs: Any) -> None:
             signal.signal(sig, handler)
 
 
+def _source(args: argparse.Namespace) -> Path:
+    """The model file, or the store (checked to be one), as an absolute path."""
+    if args.store is None:
+        if not args.model.is_file():
+            raise ModelFileError(
+                f"{args.model}: no such model file (train one with 'growthrec train')"
+            )
+        return args.model.resolve()
+    from growthrec.store.versions import read_manifest
+
+    try:
+        read_manifest(args.store)  # a store without a champion serves once one is promoted
+    except GrowthrecError as exc:
+        raise ModelFileError(f"--store {exc}") from None
+    return args.store.resolve()
+
+
 def run(args: argparse.Namespace, out: Output) -> None:
     try:
         import uvicorn
@@ -162,8 +188,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
                 f"service's extra with: {INSTALL_HINT}"
             ) from None
         raise
-    if not args.model.is_file():
-        raise ModelFileError(f"{args.model}: no such model file (train one with 'growthrec train')")
+    source = _source(args)
     _check_port_free(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         warn(
@@ -182,12 +207,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
     }
     if args.workers == 1:
         app = serving_app.create_app(
-            args.model.resolve(), admin_token=args.admin_token, watch_seconds=watch
+            source,
+            store=args.store is not None,
+            admin_token=args.admin_token,
+            watch_seconds=watch,
         )
         _run_until_stopped(uvicorn.run, app, **options)
         return
     # Each worker process builds its own app (and loads its own model) from the environment.
-    os.environ[serving_app.ENV_MODEL] = str(args.model.resolve())
+    os.environ[serving_app.ENV_STORE if args.store else serving_app.ENV_MODEL] = str(source)
     os.environ[serving_app.ENV_WATCH] = str(watch)
     if args.admin_token:
         os.environ[serving_app.ENV_ADMIN_TOKEN] = args.admin_token

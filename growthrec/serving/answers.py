@@ -12,13 +12,17 @@ from typing import Any
 import numpy as np
 
 from growthrec.core.model import Model
-from growthrec.errors import GrowthrecError, UnknownIdError
+from growthrec.core.reranking import RerankSpec
+from growthrec.errors import DataError, GrowthrecError, ParameterError, UnknownIdError
 from growthrec.pipeline.lists import (
+    customer_rows,
     known_items,
     recommend,
     recommend_new_customers,
     similar_items,
 )
+from growthrec.pipeline.prepared import prepare
+from growthrec.pipeline.rules import Filter, ListSpec, cap_groups, filter_mask, parse_filter
 from growthrec.pipeline.scores import basket_scores
 from growthrec.serving.holder import ServedModel
 
@@ -28,6 +32,7 @@ __all__ = [
     "best_sellers",
     "customer_list",
     "describe",
+    "list_spec",
     "new_customer_list",
     "search",
     "similar_list",
@@ -84,34 +89,198 @@ def _split_known(model: Model, ids: Sequence[str] | None) -> tuple[list[str] | N
     return [str(i) for i in known], [str(i) for i in unknown]
 
 
+#: The pipeline's message for filters that leave no item: answered as an empty list.
+_NOTHING_LEFT = "no item of the catalogue is left"
+
+
+def _filter(rule: object, field: str) -> Filter:
+    """A request's filter (text or ``FilterRule``) as the pipeline's ``Filter``."""
+    try:
+        if isinstance(rule, str):
+            return parse_filter(rule)
+        value = rule.value  # type: ignore[attr-defined]
+        values = value if isinstance(value, list) else [value]
+        return Filter(rule.column, rule.op, tuple(_value_text(v) for v in values))  # type: ignore[attr-defined]
+    except ParameterError as exc:
+        raise FieldError(field, str(exc).removeprefix("--filter ")) from None
+
+
+def _value_text(value: object) -> str:
+    """A filter value as catalogue text: 50.0 is ``50``, as a catalogue writes it."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def list_spec(model: Model, request: Any, allow: list[str] | None, deny: list[str]) -> ListSpec:
+    """The pipeline's ``ListSpec`` for a request, every model-dependent problem a
+    ``FieldError`` naming the field (a column the catalogue lacks, a re-ranker whose item
+    table this model has not)."""
+    attributes = model.item_attributes
+    columns = ", ".join(attributes) or "none: the model was trained without a catalogue"
+    filters = tuple(_filter(rule, f"filters[{i}]") for i, rule in enumerate(request.filters))
+    for i, rule in enumerate(filters):
+        if rule.column not in attributes:
+            raise FieldError(
+                f"filters[{i}]",
+                f"filter {rule}: the catalogue has no column {rule.column!r} (columns: {columns})",
+            )
+    for column in request.caps:
+        if column not in attributes:
+            raise FieldError(
+                f"caps.{column}", f"the catalogue has no column {column!r} (columns: {columns})"
+            )
+    rerank = RerankSpec()
+    if request.rerank is not None:
+        given = request.rerank
+        try:
+            rerank = RerankSpec(
+                given.kind, given.strength, given.popularity_penalty, given.similarity, given.window
+            )
+        except ParameterError as exc:
+            raise FieldError("rerank", str(exc).removeprefix("rerank: ")) from None
+        _check_rerank(model, rerank, request.category, columns)
+    try:
+        return ListSpec(
+            n=request.n,
+            exclude_seen=request.exclude_purchased,
+            allow=None if allow is None else tuple(allow),
+            deny=tuple(deny),
+            filters=filters,
+            caps=tuple(request.caps.items()),
+            rerank=rerank,
+            candidates=request.candidates,
+            category=request.category,
+        )
+    except ParameterError as exc:  # the schema's bounds make this unlikely; name the body
+        raise FieldError("body", str(exc)) from None
+
+
+def _check_rerank(model: Model, rerank: RerankSpec, category: str, columns: str) -> None:
+    """The item table the re-ranker reads exists for this model."""
+    reads_categories = rerank.needs_categories or (
+        rerank.needs_similarity and rerank.similarity == "categories"
+    )
+    if reads_categories and category not in model.item_attributes:
+        raise FieldError(
+            "rerank",
+            f"{rerank.kind} needs item categories, but the catalogue has no column "
+            f"{category!r} (columns: {columns}); set `category` to one, or use "
+            '"similarity": "factors"',
+        )
+    similarity = rerank.similarity if rerank.needs_similarity else None
+    if similarity == "features" and not model.item_features:
+        raise FieldError(
+            "rerank.similarity", "features: this model was trained without item features"
+        )
+    if similarity == "factors" and prepare(model).items_by_norm is None:
+        raise FieldError(
+            "rerank.similarity",
+            f"factors: the {model.backend} model has no item factors (use categories or features)",
+        )
+
+
+def _field_of(spec: ListSpec, message: str) -> str:
+    """Which request field a pipeline refusal is about, from its message's start."""
+    for i, rule in enumerate(spec.filters):
+        if message.startswith(f"filter {rule}:"):
+            return f"filters[{i}]"
+    for column, _ in spec.caps:
+        if message.startswith(f"cap on {column!r}"):
+            return f"caps.{column}"
+    return "rerank" if message.startswith("rerank:") else "body"
+
+
+def _ranked(model: Model, spec: ListSpec, rank: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``rank()``'s first list and notes; a filter no item passes is an empty list (a note
+    says which), any other refusal a ``FieldError`` naming the field."""
+    try:
+        index, scores = rank()
+    except (ParameterError, DataError) as exc:
+        message = str(exc)
+        if isinstance(exc, DataError) and _NOTHING_LEFT in message:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, np.empty(0, dtype=np.float32), [message]
+        raise FieldError(_field_of(spec, message), message) from None
+    return index[0], scores[0], []
+
+
 def _popular_rows(
-    served: ServedModel,
-    n: int,
-    allow: list[str] | None,
-    deny: list[str],
-    exclude: np.ndarray | None = None,
-) -> list[dict[str, Any]]:
-    """The best sellers (``popular_items``' order, precomputed) within allow and deny."""
+    served: ServedModel, spec: ListSpec, exclude: np.ndarray | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The best sellers (``popular_items``' order, precomputed) within the allow and deny
+    lists, filters and caps; and notes (re-ranking is not applied to best sellers)."""
     model = served.model
+    notes: list[str] = []
     keep = np.ones(model.train.n_items, dtype=bool)
-    if allow is not None:
+    if spec.allow is not None:
         keep[:] = False
-        keep[model.train.items.index(allow)] = True
-    if deny:
-        keep[model.train.items.index(deny)] = False
+        keep[model.train.items.index(list(spec.allow))] = True
+    if spec.deny:
+        keep[model.train.items.index(list(spec.deny))] = False
     if exclude is not None:
         keep[exclude] = False
-    order = served.popular_order[keep[served.popular_order]][:n]
+    if spec.filters:
+        prepared = prepare(model)
+        try:
+            passing = prepared.derive(  # the pipeline's own cache entry for these filters
+                ("filters", spec.filters),
+                lambda: filter_mask(model.item_attributes, spec.filters),
+            )
+        except (ParameterError, DataError) as exc:
+            if not (isinstance(exc, DataError) and _NOTHING_LEFT in str(exc)):
+                raise FieldError(_field_of(spec, str(exc)), str(exc)) from None
+            passing = np.zeros_like(keep)
+            notes.append(str(exc))
+        keep &= np.asarray(passing)
+    candidates = served.popular_order[keep[served.popular_order]]
+    order = _capped(model, candidates, spec) if spec.caps else candidates[: spec.n]
     buyers = served.buyers[order]
     rows = _rows(model, order, buyers / max(model.train.n_users, 1))
     for row, count in zip(rows, buyers.tolist(), strict=True):
         row["buyers"] = int(count)
-    return rows
+    if spec.rerank.kind != "none" or spec.rerank.popularity_penalty > 0:
+        notes.append("re-ranking is not applied to best sellers (no customer to re-rank for)")
+    return rows, notes
+
+
+def _capped(model: Model, candidates: np.ndarray, spec: ListSpec) -> np.ndarray:
+    """The first ``spec.n`` of ``candidates`` (best first) that keep within every cap."""
+    prepared = prepare(model)
+    groups = [
+        (
+            prepared.derive(("cap", c), lambda c=c: cap_groups(model.item_attributes, c)),
+            limit,
+        )
+        for c, limit in spec.caps
+    ]
+    counts: list[dict[int, int]] = [{} for _ in groups]
+    chosen: list[int] = []
+    for item in candidates.tolist():
+        codes = [int(np.asarray(table)[item]) for table, _ in groups]
+        if any(
+            code >= 0 and counts[g].get(code, 0) >= groups[g][1] for g, code in enumerate(codes)
+        ):
+            continue
+        for g, code in enumerate(codes):
+            counts[g][code] = counts[g].get(code, 0) + 1
+        chosen.append(item)
+        if len(chosen) == spec.n:
+            break
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _finish(answer: dict[str, Any], n: int) -> dict[str, Any]:
+    """``n_items`` and ``short`` from the list made."""
+    answer["n_items"] = len(answer["items"])
+    answer["short"] = answer["n_items"] < n
+    return answer
 
 
 def best_sellers(served: ServedModel, n: int) -> dict[str, Any]:
     """The ``n`` items most training customers bought."""
-    return {"model_version": served.version, "items": _popular_rows(served, n, None, [])}
+    rows, _ = _popular_rows(served, ListSpec(n=n))
+    return {"model_version": served.version, "items": rows}
 
 
 def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], str | None]:
@@ -120,6 +289,7 @@ def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], st
     model = served.model
     allow, unknown_allow = _split_known(model, request.allow)
     deny, unknown_deny = _split_known(model, request.deny)
+    spec = list_spec(model, request, allow, deny or [])
     answer: dict[str, Any] = {
         "model_version": served.version,
         "customer": request.customer,
@@ -128,25 +298,18 @@ def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], st
     user = int(model.train.users.index([request.customer])[0])
     if user < 0:
         reason = f"customer {request.customer} is not in the model's training data"
-        items = _popular_rows(served, request.n, allow, deny or [])
-        return {**answer, "source": FALLBACK_POPULAR, "fallback_reason": reason, "items": items}, (
-            "unknown_customer"
-        )
-    index, scores = recommend(
-        model,
-        np.array([user], dtype=np.int64),
-        request.n,
-        exclude_seen=request.exclude_purchased,
-        exclude_items=deny or None,
-        allow_items=allow,
-    )
-    rows = _rows(model, index[0], scores[0])
-    answer.update(source="model", items=rows)
+        items, notes = _popular_rows(served, spec)
+        answer.update(source=FALLBACK_POPULAR, fallback_reason=reason, items=items, notes=notes)
+        return _finish(answer, request.n), "unknown_customer"
+    users = np.array([user], dtype=np.int64)
+    index, scores, notes = _ranked(model, spec, lambda: recommend(model, users, spec=spec))
+    rows = _rows(model, index, scores)
+    answer.update(source="model", items=rows, notes=notes)
     if request.explain:
         history = _history(model, user)
         answer["history"] = _history_rows(model, history)
         _explain(model, rows, history)
-    return answer, None
+    return _finish(answer, request.n), None
 
 
 def new_customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], str | None]:
@@ -157,6 +320,7 @@ def new_customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any]
     deny, unknown_deny = _split_known(model, request.deny)
     basket, unknown_basket = _split_known(model, request.basket)
     assert basket is not None
+    spec = list_spec(model, request, allow, deny or [])
     answer: dict[str, Any] = {
         "model_version": served.version,
         "ignored_items": unknown_basket + unknown_allow + unknown_deny,
@@ -169,31 +333,30 @@ def new_customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any]
             else "no basket and no features given"
         )
         exclude = basket_index if request.exclude_purchased else None
-        items = _popular_rows(served, request.n, allow, deny or [], exclude)
-        return {**answer, "source": FALLBACK_POPULAR, "fallback_reason": reason, "items": items}, (
-            "empty_basket"
-        )
+        items, notes = _popular_rows(served, spec, exclude)
+        answer.update(source=FALLBACK_POPULAR, fallback_reason=reason, items=items, notes=notes)
+        return _finish(answer, request.n), "empty_basket"
     features = None
     if request.features:
         features = {column: [value] for column, value in request.features.items()}
-    try:
-        index, scores = recommend_new_customers(
-            model,
-            [basket],
-            features,
-            request.n,
-            exclude_seen=request.exclude_purchased,
-            exclude_items=deny or None,
-            allow_items=allow,
-        )
-    except GrowthrecError as exc:  # features the model cannot use (or has none)
-        raise FieldError("features", str(exc)) from None
-    rows = _rows(model, index[0], scores[0])
-    answer.update(source="fold-in", items=rows)
+        try:  # the features alone, so their problems name that field
+            _check_features(model, basket, features)
+        except GrowthrecError as exc:
+            raise FieldError("features", str(exc)) from None
+    index, scores, notes = _ranked(
+        model, spec, lambda: recommend_new_customers(model, [basket], features, spec=spec)
+    )
+    rows = _rows(model, index, scores)
+    answer.update(source="fold-in", items=rows, notes=notes)
     if request.explain:
         answer["history"] = _history_rows(model, basket_index)
         _explain(model, rows, basket_index)
-    return answer, None
+    return _finish(answer, request.n), None
+
+
+def _check_features(model: Model, basket: list[str], features: dict[str, list[str]]) -> None:
+    """What ``customer_rows`` would refuse about the features, before any ranking."""
+    customer_rows(model, [basket], features)
 
 
 def similar_list(served: ServedModel, item: str, n: int) -> dict[str, Any]:
@@ -238,6 +401,7 @@ def describe(served: ServedModel) -> dict[str, Any]:
     return {
         "model_version": served.version,
         "path": str(served.path),
+        "store_version": served.store_version,
         "backend": model.backend,
         "params": dict(model.params),
         "weighting": model.weighting,

@@ -30,6 +30,7 @@ from growthrec.serving.holder import ModelHolder, ServedModel
 from growthrec.serving.metrics import VERSION_HEADER, MetricsMiddleware, ServiceMetrics
 from growthrec.serving.schemas import (
     MAX_N,
+    UNION_TAGS,
     BestSellers,
     CustomerRequest,
     Health,
@@ -50,6 +51,7 @@ DEFAULT_WATCH_SECONDS = 0.5
 #: Environment read by ``app_from_environment`` (how ``growthrec serve --workers N`` passes
 #: its options to each worker process).
 ENV_MODEL = "GROWTHREC_SERVE_MODEL"
+ENV_STORE = "GROWTHREC_SERVE_STORE"
 ENV_ADMIN_TOKEN = "GROWTHREC_ADMIN_TOKEN"
 ENV_WATCH = "GROWTHREC_SERVE_WATCH_SECONDS"
 
@@ -77,11 +79,13 @@ class NotReady(Exception):
 def create_app(
     source: str | os.PathLike[str],
     *,
+    store: bool = False,
     admin_token: str | None = None,
     watch_seconds: float = DEFAULT_WATCH_SECONDS,
     blas_threads: int | None = 1,
 ) -> FastAPI:
-    """The service for the model file ``source``, watched every ``watch_seconds``.
+    """The service for the model file ``source`` (with ``store``: the champion of the model
+    store ``source``), watched every ``watch_seconds``.
 
     ``admin_token`` turns on the admin endpoints (a Bearer token); without it they do not
     exist. ``blas_threads`` caps BLAS in this process (one request's products are too small
@@ -95,7 +99,9 @@ def create_app(
         if blas_threads is not None:
             threadpool_limits(blas_threads)
         holder = ModelHolder(
-            path, on_outcome=lambda outcome: metrics.record_outcome(outcome, holder.current)
+            path,
+            store=store,
+            on_outcome=lambda outcome: metrics.record_outcome(outcome, holder.current),
         )
         app.state.holder = holder
         holder.start(watch_seconds)
@@ -140,8 +146,10 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """``create_app`` with options from the environment (uvicorn's factory, one per worker)."""
+    store = os.environ.get(ENV_STORE)
     return create_app(
-        os.environ[ENV_MODEL],
+        store or os.environ[ENV_MODEL],
+        store=bool(store),
         admin_token=os.environ.get(ENV_ADMIN_TOKEN) or None,
         watch_seconds=float(os.environ.get(ENV_WATCH, DEFAULT_WATCH_SECONDS)),
     )
@@ -316,7 +324,7 @@ def _add_admin_routes(app: FastAPI, token: str) -> None:
 
 def _field(location: tuple[Any, ...]) -> str:
     """``("body", "allow", 3)`` -> ``allow[3]``: the field as the client wrote it."""
-    parts = [p for p in location if p not in ("body", "query", "header", "path")]
+    parts = [p for p in location if p not in ("body", "query", "header", "path", *UNION_TAGS)]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -6,6 +6,11 @@ order). ``ModelHolder`` keeps the current ``ServedModel``; a reload builds the n
 completely beside the old one, then assigns the reference once. A request reads the reference
 once and finishes on the value it read, so a swap never mixes two models in one answer. Only
 one model is resident, plus the new one while it is being checked.
+
+The holder serves either one model file or a model store's champion
+(``growthrec.store.versions``): for a store it polls the manifest's ``os.stat`` stamp and,
+when the manifest was replaced, looks the champion up again; a promotion or rollback names
+another version file, which the watcher then loads like a changed file.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ import numpy as np
 from growthrec.core.model import Model
 from growthrec.errors import GrowthrecError, ModelFileError
 from growthrec.pipeline.lists import popular_items, recommend, similar_items
+from growthrec.pipeline.prepared import prepare
 from growthrec.store.modelfile import load_model
+from growthrec.store.versions import champion_id, manifest_stamp, version_path
 
 __all__ = [
+    "LOADER_NICE",
     "FileState",
     "ModelHolder",
     "ReloadOutcome",
@@ -47,6 +55,11 @@ log = logging.getLogger("growthrec.serving")
 VERSION_CHARS = 12
 #: Metadata keys of the model file surfaced by the model description when the file has them.
 _META_KEYS = ("format_version", "growthrec_version", "trained_at", "data_fingerprint")
+#: Nice value of the watcher thread, which loads new models (Linux: per thread). Above the
+#: request threads' 0, so a busy worker's answers come first; low enough that a swap still
+#: gets about a third of a core's share on a saturated machine (nice 10 got a tenth: a 0.3 s
+#: load took several seconds under load).
+LOADER_NICE = 5
 
 
 @attrs.frozen
@@ -83,6 +96,8 @@ class ServedModel:
     popular_order: np.ndarray = attrs.field(eq=False, repr=False)
     #: Customers who bought each item.
     buyers: np.ndarray = attrs.field(eq=False, repr=False)
+    #: The store's version id (``v0003``) when serving a store's champion, else ``None``.
+    store_version: str | None = None
     #: Ids as text for search, made on the first search (not on every swap).
     _texts: dict[str, np.ndarray] = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -123,7 +138,7 @@ def _smoke(model: Model) -> None:
     similar_items(model, np.zeros(1, dtype=np.int64), min(10, model.train.n_items - 1) or 1)
 
 
-def load_served(path: Path) -> ServedModel:
+def load_served(path: Path, store_version: str | None = None) -> ServedModel:
     """Load, check and prepare the model at ``path``; one ``ModelFileError`` line if it fails.
 
     A file that changes while it is read (a copy still being written) is an error too: the
@@ -147,7 +162,7 @@ def load_served(path: Path) -> ServedModel:
         raise ModelFileError(
             f"{path}: the smoke recommendation failed ({type(exc).__name__}: {exc})"
         ) from None
-    buyers = np.bincount(model.train.matrix.indices, minlength=model.train.n_items)
+    buyers = prepare(model).buyers.astype(np.int64)  # counted once, by the smoke's prepare
     # Stable sort of the negated counts: ties go to the lower item index, as popular_items.
     order = np.argsort(-buyers, kind="stable")
     return ServedModel(
@@ -160,6 +175,7 @@ def load_served(path: Path) -> ServedModel:
         meta=meta,
         popular_order=order,
         buyers=buyers,
+        store_version=store_version,
     )
 
 
@@ -176,27 +192,38 @@ class ReloadOutcome:
 
 
 class ModelHolder:
-    """The current ``ServedModel`` behind one reference, with reloads and a file watcher.
+    """The current ``ServedModel`` behind one reference, with reloads and a watcher.
 
-    ``current`` is ``None`` until the first model loads. Reloads run one at a time; a failed
-    one leaves the current model serving, logs one line and calls ``on_outcome``.
+    ``source`` is a model file, or with ``store=True`` a model store whose champion is
+    served. ``current`` is ``None`` until the first model loads. Reloads run one at a time;
+    a failed one leaves the current model serving, logs one line and calls ``on_outcome``.
     """
 
     def __init__(
-        self, path: Path, *, on_outcome: Callable[[ReloadOutcome], None] | None = None
+        self,
+        source: Path,
+        *,
+        store: bool = False,
+        on_outcome: Callable[[ReloadOutcome], None] | None = None,
     ) -> None:
-        self.path = path
+        self.source = source
+        self.store = source if store else None
+        #: The model file served (or to serve): the source, or the champion's version file.
+        self.path = source
         self.current: ServedModel | None = None
         #: The last reload's problem while no model serves (for readiness), else ``None``.
         self.last_error: str | None = None
         self._on_outcome = on_outcome
         self._lock = threading.Lock()
         self._seen: FileState | None = None
+        self._stamp: tuple[int, int, int] | None = None
+        self._champion: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def reload(self, reason: str) -> ReloadOutcome:
-        """Load the file, and swap it in if it is a good model of different content."""
+        """Load the model (a store's champion looked up again), and swap it in if it is a
+        good model of different content or a different champion."""
         with self._lock:
             outcome = self._reload(reason)
         if outcome.status == "failed":
@@ -210,11 +237,12 @@ class ModelHolder:
             served = self.current
             assert served is not None
             log.info(
-                "model %s -> %s (%s): %s, %d customers x %d items, loaded in %.2f s",
+                "model %s -> %s (%s): %s%s, %d customers x %d items, loaded in %.2f s",
                 outcome.previous_version or "none",
                 outcome.version,
                 reason,
                 served.model.backend,
+                f" (store version {served.store_version})" if served.store_version else "",
                 served.model.train.n_users,
                 served.model.train.n_items,
                 served.load_seconds,
@@ -223,13 +251,32 @@ class ModelHolder:
             self._on_outcome(outcome)
         return outcome
 
+    def _locate(self) -> None:
+        """For a store: the champion's id and file now (``GrowthrecError`` if there is none)."""
+        if self.store is None:
+            return
+        self._stamp = _stamp_or_none(self.store)
+        champion = champion_id(self.store)
+        if champion is None:
+            raise ModelFileError(
+                f"{self.store}: the store has no champion yet (run 'growthrec retrain')"
+            )
+        self._champion = champion
+        self.path = version_path(self.store, champion)
+
     def _reload(self, reason: str) -> ReloadOutcome:
         old = self.current
         old_version = old.version if old is not None else None
+        try:
+            self._locate()
+        except GrowthrecError as exc:
+            if old is None:
+                self.last_error = str(exc)
+            return ReloadOutcome("failed", None, old_version, reason, str(exc))
         state = file_state(self.path)
         self._seen = state
         try:
-            served = load_served(self.path)
+            served = load_served(self.path, self._champion)
         except ModelFileError as exc:
             if file_state(self.path) != state:  # still being written: the watcher comes back
                 return ReloadOutcome("retry", None, old_version, reason, str(exc))
@@ -237,7 +284,11 @@ class ModelHolder:
                 self.last_error = str(exc)
             return ReloadOutcome("failed", None, old_version, reason, str(exc))
         self._seen = served.file
-        if old is not None and served.version == old_version:
+        if (
+            old is not None
+            and served.version == old_version
+            and served.store_version == old.store_version
+        ):
             return ReloadOutcome("unchanged", old_version, old_version, reason)
         del old  # the holder's reference is the only one left to the old model
         self.current = served  # the swap: one reference assignment
@@ -245,7 +296,7 @@ class ModelHolder:
         return ReloadOutcome("swapped", served.version, old_version, reason)
 
     def start(self, interval: float) -> None:
-        """Load the model, then watch the file every ``interval`` seconds, in a thread."""
+        """Load the model, then watch the file (or store) every ``interval`` s, in a thread."""
         self._thread = threading.Thread(
             target=self._run, args=(interval,), name="growthrec-model-watch", daemon=True
         )
@@ -257,22 +308,49 @@ class ModelHolder:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def _changed(self) -> str | None:
+        """Why the model should be loaded again now, or ``None``."""
+        if self.store is not None:
+            stamp = _stamp_or_none(self.store)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    champion = champion_id(self.store)
+                except GrowthrecError as exc:  # a damaged manifest: keep serving, say so once
+                    log.warning(
+                        "model store %s: %s; still serving the loaded model", self.store, exc
+                    )
+                    return None
+                if champion != self._champion:
+                    return f"champion {self._champion or 'none'} -> {champion or 'none'}"
+        state = file_state(self.path)
+        if state is not None and state != self._seen:
+            return "file changed"
+        if state is None and self._seen is not None:
+            self._seen = None
+            log.warning("model file %s is gone; still serving the loaded model", self.path)
+        return None
+
     def _run(self, interval: float) -> None:
         # Loading a new model must not slow the answers: on Linux a thread has its own nice
         # value, so the scheduler prefers the threads serving requests (and other workers).
         with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
         self._safe_reload("startup")
         while not self._stop.wait(interval):
-            state = file_state(self.path)
-            if state is not None and state != self._seen:
-                self._safe_reload("file changed")
-            elif state is None and self._seen is not None:
-                self._seen = None
-                log.warning("model file %s is gone; still serving the loaded model", self.path)
+            reason = self._changed()
+            if reason is not None:
+                self._safe_reload(reason)
 
     def _safe_reload(self, reason: str) -> None:
         try:
             self.reload(reason)
         except Exception:  # the watcher must survive anything, and say what happened
             log.exception("model reload (%s) failed unexpectedly", reason)
+
+
+def _stamp_or_none(store: Path) -> tuple[int, int, int] | None:
+    try:
+        return manifest_stamp(store)
+    except OSError:
+        return None

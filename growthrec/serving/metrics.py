@@ -97,6 +97,7 @@ class ServiceMetrics:
                     "version": served.version,
                     "backend": served.model.backend,
                     "path": str(served.path),
+                    "store_version": served.store_version or "",
                 }
             )
             self.model_loaded.set(served.loaded_at)

@@ -2,22 +2,36 @@
 
 Ids travel as strings (a JSON number is accepted and read as its text), as in every
 ``--json`` output of the command line. Request bodies refuse unknown fields, so a misspelt
-option is a 422 naming it rather than silently ignored. Re-ranking and attribute filters will
-join ``ListOptions`` as further optional fields, applied by the same pipeline as the CLI's.
+option is a 422 naming it rather than silently ignored. The list options (allow and deny
+lists, attribute filters, caps, re-ranking) are those of the ranking pipeline's ``ListSpec``
+(``growthrec.pipeline.rules``), applied by the same code as the command line's.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
+
+from growthrec.core.reranking.spec import RERANKERS, SIMILARITIES
+from growthrec.pipeline.rules import DEFAULT_CANDIDATES, FILTER_OPERATORS
 
 __all__ = [
     "MAX_IDS",
     "MAX_N",
+    "UNION_TAGS",
     "BestSellers",
     "Contribution",
     "CustomerRequest",
+    "FilterRule",
     "Health",
     "HistoryItem",
     "Id",
@@ -26,6 +40,7 @@ __all__ = [
     "NewCustomerRequest",
     "RecommendationList",
     "ReloadResult",
+    "RerankRequest",
     "SearchResult",
     "SimilarItems",
     "SimilarRequest",
@@ -35,6 +50,10 @@ __all__ = [
 MAX_N = 1000
 #: Most ids one request may carry in a basket, an allow or a deny list.
 MAX_IDS = 10_000
+#: Most filters or caps in one request.
+MAX_RULES = 20
+#: Most candidates one request may have re-ranked.
+MAX_CANDIDATES = 5_000
 
 
 def _id_text(value: object) -> object:
@@ -52,6 +71,64 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FilterRule(_Request):
+    """One attribute filter, structured (the same as the text ``"price <= 50"``)."""
+
+    column: str = Field(min_length=1, max_length=200, description="A catalogue column.")
+    op: Literal[FILTER_OPERATORS] = Field(  # type: ignore[valid-type]
+        description="`in` and `not in` take a list of values; `==` and `!=` one text value; "
+        "`<=`, `>=`, `<`, `>` one number."
+    )
+    value: Annotated[str, StringConstraints(max_length=10_000)] | float | list[Id] = Field(
+        description="The value (or values, for `in` / `not in`) to compare with."
+    )
+
+
+class RerankRequest(_Request):
+    """How the top candidates are re-ordered before the first `n` are kept."""
+
+    kind: Literal[RERANKERS] = Field(  # type: ignore[valid-type]
+        "none",
+        description="`mmr` (maximal marginal relevance), `dpp` (determinantal point process), "
+        "`calibration` (the customer's category shares), or `none` (the popularity penalty "
+        "only).",
+    )
+    strength: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="0 keeps the relevance order, 1 is the re-ranker's objective alone "
+        "(MMR: 1 - lambda; DPP: 1 - theta; calibration: lambda).",
+    )
+    popularity_penalty: float = Field(
+        0.0, ge=0.0, le=1.0, description="Lowers best sellers' relevance first (0: none)."
+    )
+    similarity: Literal[SIMILARITIES] = Field(  # type: ignore[valid-type]
+        "categories",
+        description="What MMR and the DPP compare items by: catalogue `categories` (the "
+        "`category` column), item `features`, or the model's `factors`.",
+    )
+    window: int | None = Field(
+        None, ge=2, le=MAX_N, description="DPP only: diverse over any `window` consecutive items."
+    )
+
+
+#: Tags of the filter union (text or object): left out of the field names errors give.
+UNION_TAGS = ("text-filter", "object-filter")
+
+
+def _filter_kind(value: object) -> str:
+    return UNION_TAGS[0] if isinstance(value, str) else UNION_TAGS[1]
+
+
+#: A filter: the text form, or a ``FilterRule`` object (so an error names one of the two).
+FilterItem = Annotated[
+    Annotated[Annotated[str, StringConstraints(max_length=10_000)], Tag(UNION_TAGS[0])]
+    | Annotated[FilterRule, Tag(UNION_TAGS[1])],
+    Discriminator(_filter_kind),
+]
+
+
 class ListOptions(_Request):
     """What every recommendation list request may set."""
 
@@ -62,8 +139,9 @@ class ListOptions(_Request):
     allow: list[Id] | None = Field(
         None,
         max_length=MAX_IDS,
-        description="Only these items may be recommended (ids not in the model's catalogue "
-        "are ignored and listed in `ignored_items`). Omit to allow every item.",
+        description="Only these items may be recommended: an allow list, or the items "
+        "available now (in stock). Ids not in the model's catalogue are ignored and listed "
+        "in `ignored_items`. Omit to allow every item.",
     )
     deny: list[Id] = Field(
         default_factory=list,
@@ -75,6 +153,37 @@ class ListOptions(_Request):
         False,
         description="Add, for each recommended item, the purchases that contributed most "
         "(`because`), and the customer's purchase history (`history`).",
+    )
+    filters: list[FilterItem] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description="Catalogue attribute filters, all of which an item must pass: text such as "
+        '`"price <= 50"`, `"category in books,toys"`, `"in_stock == true"`, or objects '
+        '`{"column": "price", "op": "<=", "value": 50}`. See `item_attributes` of GET '
+        "/v1/model for the columns.",
+    )
+    caps: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=200)],
+        Annotated[int, Field(ge=1, le=MAX_N)],
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_RULES,
+        description='At most so many items per value of a catalogue column: `{"brand": 2}`.',
+    )
+    rerank: RerankRequest | None = Field(
+        None, description="Re-ranking of the top `candidates` (diversity, calibration)."
+    )
+    candidates: int = Field(
+        DEFAULT_CANDIDATES,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="How many of the model's top items caps and re-ranking choose from.",
+    )
+    category: str = Field(
+        "category",
+        min_length=1,
+        max_length=200,
+        description="The catalogue column calibration and `categories` similarity read.",
     )
 
 
@@ -163,9 +272,18 @@ class RecommendationList(BaseModel):
     )
     fallback_reason: str | None = Field(None, description="Why the best sellers were given.")
     items: list[ItemRow] = Field(description="Best first; fewer than `n` when too few remain.")
+    n_items: int = Field(description="How many items the list has.")
+    short: bool = Field(
+        description="Whether the list has fewer than `n` items: the rules (purchases excluded, "
+        "allow/deny lists, filters, caps) left too few; nothing is made up to fill it."
+    )
     ignored_items: list[str] = Field(
         default_factory=list,
         description="Ids in the basket, allow or deny lists that are not in the catalogue.",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the answer could not do as asked (e.g. a filter no item passes).",
     )
     history: list[HistoryItem] | None = Field(
         None,
@@ -206,7 +324,12 @@ class ModelDescription(BaseModel):
         description="The content's fingerprint: the first 12 hex digits of SHA-256 over the "
         "model file's archive members (name, size, CRC-32)."
     )
-    path: str
+    path: str = Field(description="The model file served.")
+    store_version: str | None = Field(
+        None,
+        description="With `growthrec serve --store`: the store's version id of the champion "
+        "served (`v0003`); it changes when a version is promoted or rolled back.",
+    )
     backend: str
     params: dict[str, object]
     weighting: str
