@@ -620,3 +620,46 @@ def test_evaluate_refuses_bad_options_before_fitting(shop, capsys):
         "error: sampled ranking ranks a few drawn items, not served lists: it takes no rules or "
         "re-ranker (drop --sampled, or the list options)"
     )
+
+
+def _json(capsys, *argv: object) -> dict:
+    """--json output of a command that warns about the --available file's unknown id."""
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    assert err.startswith("warning: --available ") and err.count("\n") == 1
+    return json.loads(out)
+
+
+def test_list_spec_in_json_follows_the_schemas(shop, model_file, available, tmp_path, capsys):
+    from test_json_contract import check
+
+    options = [*_list_options(available), "--exclude", "SKU00003"]
+    payload = _json(capsys, "recommend", "--model", model_file, "--user-id", "1", *options)
+    check("recommend", payload)
+    assert payload["list_spec"] == {
+        "exclude_purchased": True,
+        "available": {"path": str(available), "n_items": 26, "n_unknown": 1},
+        "exclude": ["SKU00003"],
+        "filters": ["price <= 60", "category not in books"],
+        "caps": {"brand": 2},
+        "rerank": {
+            "kind": "mmr",
+            "strength": 0.4,
+            "popularity_penalty": 0.1,
+            "similarity": "categories",
+            "window": None,
+        },
+        "candidates": 30,
+        "category_col": "category",
+    }
+    target = tmp_path / "all.parquet"
+    exported = _json(capsys, "export", "--model", model_file, "--output", target, *options)
+    check("export", exported)
+    assert exported["list_spec"] == payload["list_spec"]
+    dpp = [o if o != "mmr" else "dpp" for o in options]
+    evaluated = _json(
+        capsys, "evaluate", "--data", shop, "--factors", 4, "--k", 3, *dpp, "--window", 3
+    )
+    check("evaluate", evaluated)
+    assert evaluated["list_spec"]["rerank"]["window"] == 3
+    assert "exclude_purchased" not in evaluated["list_spec"]
