@@ -433,14 +433,21 @@ def test_evaluate_reports_beyond_accuracy_and_short_lists(shop, tmp_path, capsys
     )
 
 
-def test_miscalibration_needs_the_category_column(shop, capsys):
+def test_miscalibration_needs_the_category_column(shop, tmp_path, capsys):
+    alone = tmp_path / "transactions.csv"  # no items.csv beside it: no catalogue
+    alone.write_bytes(shop.read_bytes())
+    bare = run_json(capsys, "evaluate", "--data", alone, "--k", 5, "--no-baseline", "--factors", 4)
+    assert bare["diversity_basis"] == "item vectors (svd of train)"
+    assert list(bare["results"][0]["metrics"]["5"])[-3:] == ["diversity", "gini", "long_tail"]
     base = ["evaluate", "--data", shop, "--k", 5, "--no-baseline", "--factors", 4]
     payload = run_json(capsys, *base, "--category-col", "brand")
     assert payload["diversity_basis"] == "brand"
     assert "miscalibration" in payload["results"][0]["metrics"]["5"]
-    payload = run_json(capsys, *base, "--category-col", "colour")
-    assert payload["diversity_basis"] == "item vectors (svd of train)"
-    assert "miscalibration" not in payload["results"][0]["metrics"]["5"]
+    error = assert_error(capsys, 2, *base, "--category-col", "colour")
+    assert error == (
+        "error: --category-col colour: the catalogue has no such column (columns: category, "
+        "price, brand, line)"
+    )
 
 
 def test_compare_takes_the_same_options(shop, capsys):
@@ -495,7 +502,8 @@ def test_compare_takes_the_same_options(shop, capsys):
         (
             ["--rerank", "calibration", "--strength", ".5", "--category-col", "genre"],
             2,
-            "calibration needs item categories, and the catalogue has no column 'genre'",
+            "--category-col genre: the catalogue has no such column (columns: category, price, "
+            "brand, line)",
         ),
         (
             ["--rerank", "mmr", "--strength", ".5", "--similarity", "features"],
@@ -536,6 +544,24 @@ def test_re_ranker_on_a_model_without_categories(tmp_path, capsys):
         "error: --rerank mmr: mmr by categories needs item categories, and the catalogue has no "
         "column 'category' (columns: none: the model has no catalogue); name the column with "
         "--category-col, or use --similarity factors"
+    )
+    error = assert_error(
+        capsys,
+        2,
+        "recommend",
+        "--model",
+        model,
+        "--user-id",
+        "u1",
+        "--rerank",
+        "calibration",
+        "--strength",
+        "0.5",
+    )
+    assert error == (
+        "error: --rerank calibration: calibration needs item categories, and the catalogue has "
+        "no column 'category' (columns: none: the model has no catalogue); name the column "
+        "with --category-col, or train with a catalogue that has one"
     )
     # factors need no catalogue; u1 bought i0, i1, i2, i3 and i5, so two items are left
     payload = run_json(

@@ -177,7 +177,7 @@ def run_evaluation(
         warnings += _fingerprint_warnings(tuned_on or {}, args.data, loaded.report.fingerprint)
         for warning in warnings:
             warn(warning)
-        basis = diversity_basis(split, loaded.attributes, args.seed, args.category_col)
+        basis = diversity_basis(split, loaded.attributes, args.seed, options.spec.category)
         evaluations = []
         for name, params in backends:
             steps.step(f"fitting and ranking: {name}")
@@ -201,7 +201,7 @@ def run_evaluation(
     payload = {
         "data": data_payload(loaded.report),
         **evaluation_payload(split, evaluations, ks),
-        "diversity_basis": args.category_col
+        "diversity_basis": options.spec.category
         if "categories" in basis
         else "item vectors (svd of train)",
         "list_spec": options.payload(with_purchases=False),

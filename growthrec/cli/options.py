@@ -571,7 +571,7 @@ def add_list_options(parser: argparse.ArgumentParser, *, purchases: bool = False
     )
     group.add_argument(
         "--category-col",
-        default="category",
+        default=None,
         metavar="NAME",
         help="the catalogue column of item categories, for calibration, --similarity "
         "categories and diversity ('a|b' is two categories; default: category)",
@@ -665,14 +665,19 @@ def list_spec_from(
     if twice:
         raise ParameterError(f"--cap {twice[0]}=...: given more than once; give one per column")
     rerank = _rerank_from(args)
-    column = args.category_col
+    column = args.category_col or "category"
+    if args.category_col is not None and column not in attributes:
+        known = ", ".join(attributes) or "none: the model has no catalogue"
+        raise ParameterError(
+            f"--category-col {column}: the catalogue has no such column (columns: {known})"
+        )
     needs_categories = rerank.needs_categories or (
         rerank.needs_similarity and rerank.similarity == "categories"
     )
     if needs_categories and column not in attributes:
         known = ", ".join(attributes) or "none: the model has no catalogue"
         if rerank.kind == "calibration":
-            what, other = "calibration", "train with a catalogue that has one"
+            what, other = "calibration", "or train with a catalogue that has one"
         else:
             what, other = f"{rerank.kind} by categories", "or use --similarity factors"
         raise ParameterError(
