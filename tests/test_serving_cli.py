@@ -8,13 +8,18 @@ import socket
 import sys
 import weakref
 
+import attrs
+import numpy as np
 import pytest
 from cli_helpers import assert_error
 from serving_helpers import replace_file, shop_model, version_of
 
 pytest.importorskip("fastapi")
 
-from growthrec.serving.holder import ModelHolder
+from growthrec.core.interactions import IdMap
+from growthrec.core.model import Model
+from growthrec.serving.holder import ModelHolder, load_served
+from growthrec.store.modelfile import save_model
 
 
 def test_missing_extra_is_one_line_saying_what_to_install(capsys, monkeypatch, tmp_path):
@@ -97,3 +102,21 @@ def test_swap_leaves_one_model_resident_and_a_bad_file_changes_nothing(tmp_path)
     assert "not a readable growthrec model file" in failed.message
     assert holder.current is second  # the very same value keeps serving
     assert [o.status for o in outcomes] == ["swapped", "unchanged", "swapped", "failed"]
+
+
+@pytest.mark.parametrize("ids", ["int", "str"])
+def test_customer_lookup_is_idmaps(tmp_path, ids):
+    """The service's binary search finds exactly the customers ``IdMap.index`` finds."""
+    model = shop_model(tmp_path / "m.npz", seed=0)
+    if ids == "str":
+        names = np.array([f"c-{i:03d}" for i in model.train.users.ids.tolist()])
+        train = attrs.evolve(model.train, users=IdMap.from_ids(names))
+        model = Model(model.backend, model.params, model.arrays, train)
+        save_model(model, tmp_path / "m.npz")
+    served = load_served(tmp_path / "m.npz")
+    queries = [str(i) for i in model.train.users.ids.tolist()]
+    queries += ["7", "007", "+7", " 7", "7.0", "-7", "-0", "1e3", "9" * 30, "", "c-007", "C-007"]
+    queries += ["c-7", "c-199", "c-200", "zzz"]
+    expected = model.train.users.index(queries).tolist()
+    assert [served.customer_index(q) for q in queries] == expected
+    assert sum(i >= 0 for i in expected) >= 200  # every real id is found

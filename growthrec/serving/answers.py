@@ -295,7 +295,7 @@ def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], st
         "customer": request.customer,
         "ignored_items": unknown_allow + unknown_deny,
     }
-    user = int(model.train.users.index([request.customer])[0])
+    user = served.customer_index(request.customer)
     if user < 0:
         reason = f"customer {request.customer} is not in the model's training data"
         items, notes = _popular_rows(served, spec)

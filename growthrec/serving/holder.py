@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from growthrec.core.interactions import canonical_int
 from growthrec.core.model import Model
 from growthrec.errors import GrowthrecError, ModelFileError
 from growthrec.pipeline.lists import popular_items, recommend, similar_items
@@ -98,8 +99,26 @@ class ServedModel:
     buyers: np.ndarray = attrs.field(eq=False, repr=False)
     #: The store's version id (``v0003``) when serving a store's champion, else ``None``.
     store_version: str | None = None
+    #: Customer ids sorted, and their row indices: one lookup is a binary search
+    #: (``IdMap.index`` gathers the sorted ids on every call: 0.3 ms at 138k customers).
+    sorted_customers: np.ndarray | None = attrs.field(default=None, eq=False, repr=False)
+    customer_rows: np.ndarray | None = attrs.field(default=None, eq=False, repr=False)
     #: Ids as text for search, made on the first search (not on every swap).
     _texts: dict[str, np.ndarray] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def customer_index(self, customer: str) -> int:
+        """The training row of customer id ``customer`` (text, as a request gives it), or
+        -1; the same as ``IdMap.index`` (integer ids match only their canonical text)."""
+        ids, rows = self.sorted_customers, self.customer_rows
+        if ids is None or rows is None:
+            return int(self.model.train.users.index([customer])[0])
+        query: object = customer
+        if ids.dtype.kind == "i":
+            query = canonical_int(customer)
+            if query is None:
+                return -1
+        at = int(np.searchsorted(ids, query))
+        return int(rows[at]) if at < ids.size and ids[at] == query else -1
 
     def id_text(self, what: str) -> np.ndarray:
         """Item (``"items"``) or customer ids as text; a race makes it twice, harmlessly."""
@@ -163,6 +182,11 @@ def load_served(path: Path, store_version: str | None = None) -> ServedModel:
             f"{path}: the smoke recommendation failed ({type(exc).__name__}: {exc})"
         ) from None
     buyers = prepare(model).buyers.astype(np.int64)  # counted once, by the smoke's prepare
+    customers = model.train.users.ids
+    lookup: dict[str, np.ndarray | None] = {"sorted_customers": None, "customer_rows": None}
+    if customers.dtype.kind in "iU":  # the kinds IdMap holds (anything else: its own lookup)
+        rows = np.argsort(customers, kind="stable")
+        lookup = {"sorted_customers": customers[rows], "customer_rows": rows}
     # Stable sort of the negated counts: ties go to the lower item index, as popular_items.
     order = np.argsort(-buyers, kind="stable")
     return ServedModel(
@@ -176,6 +200,7 @@ def load_served(path: Path, store_version: str | None = None) -> ServedModel:
         popular_order=order,
         buyers=buyers,
         store_version=store_version,
+        **lookup,
     )
 
 
