@@ -278,7 +278,10 @@ def test_malformed_json_and_bad_query_are_422(server):
 def test_unknown_item_for_similar_items_is_422(server):
     response = _post(server, "/v1/similar-items", {"item": "NOPE"})
     assert response.status_code == 422
-    assert response.json() == {"detail": "item: item NOPE is not in the model's catalogue"}
+    assert response.json() == {
+        "detail": "item: item NOPE is not in the model's catalogue",
+        "errors": [{"field": "item", "message": "item NOPE is not in the model's catalogue"}],
+    }
 
 
 # -- operations ------------------------------------------------------------------------------

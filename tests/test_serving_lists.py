@@ -256,3 +256,5 @@ def test_bad_list_options_are_422_naming_the_field(server, model, options, detai
         response = _post(server, {**body, **options}, endpoint)
         assert response.status_code == 422, response.text
         assert response.json()["detail"] == detail
+        (error,) = response.json()["errors"]  # one field, named the same way
+        assert f"{error['field']}: {error['message']}" == detail

@@ -47,7 +47,7 @@ __all__ = ["DEFAULT_WATCH_SECONDS", "app_from_environment", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
 #: How often the model file is checked for a change (inode, size, mtime).
-DEFAULT_WATCH_SECONDS = 0.5
+DEFAULT_WATCH_SECONDS = 0.2
 #: Environment read by ``app_from_environment`` (how ``growthrec serve --workers N`` passes
 #: its options to each worker process).
 ENV_MODEL = "GROWTHREC_SERVE_MODEL"
@@ -346,7 +346,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GrowthrecError)
     async def refused(request: Request, exc: GrowthrecError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        body: dict[str, Any] = {"detail": str(exc)}
+        if isinstance(exc, answers.FieldError):  # the same shape as a validation error's
+            message = str(exc).removeprefix(f"{exc.field}: ")
+            body["errors"] = [{"field": exc.field, "message": message}]
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
