@@ -26,6 +26,7 @@ from growthrec.cli import (
     schedule,
     serve,
     spark_train,
+    tradeoff,
     train,
     tune,
 )
@@ -51,6 +52,7 @@ COMMANDS = (
     evaluate,
     compare,
     tune,
+    tradeoff,
     retrain,
     models,
     schedule,
