@@ -155,15 +155,24 @@ class ALSBackend:
         'library: pip install "growthrec[als]"'
     )
     params = (
-        Param("factors", 64, "number of latent factors", minimum=1),
-        Param("regularization", 0.01, "L2 penalty λ on the factors", minimum=0),
+        Param("factors", 64, "number of latent factors", minimum=1, search=(16, 256), log=True),
+        Param(
+            "regularization",
+            0.01,
+            "L2 penalty λ on the factors",
+            minimum=0,
+            search=(1e-4, 10.0),
+            log=True,
+        ),
         Param(
             "alpha",
             1.0,
             "confidence scale: a bought pair counts C = alpha * weight (as in implicit)",
             minimum=0,
+            search=(0.1, 100.0),
+            log=True,
         ),
-        Param("iterations", 15, "ALS sweeps (users, then items)", minimum=1),
+        Param("iterations", 15, "ALS sweeps (users, then items)", minimum=1, fidelity=True),
         Param(
             "confidence",
             "none",
@@ -171,6 +180,7 @@ class ALSBackend:
             "(log(1 + w)) or bm25 (w by item rarity and basket length); old name: weighting",
             choices=CONFIDENCES,
             aliases=("weighting",),
+            search=("none", "log1p", "bm25"),
         ),
         Param(
             "bm25_k1",

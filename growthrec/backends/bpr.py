@@ -79,11 +79,23 @@ class BPRBackend:
     )
     params = (
         Param(
-            "factors", 64, "number of latent factors (plus implicit's item-bias column)", minimum=1
+            "factors",
+            64,
+            "number of latent factors (plus implicit's item-bias column)",
+            minimum=1,
+            search=(16, 256),
+            log=True,
         ),
-        Param("learning_rate", 0.01, "SGD step size", minimum=0),
-        Param("regularization", 0.01, "L2 penalty on the factors", minimum=0),
-        Param("iterations", 100, "training epochs", minimum=1),
+        Param("learning_rate", 0.01, "SGD step size", minimum=0, search=(1e-3, 0.2), log=True),
+        Param(
+            "regularization",
+            0.01,
+            "L2 penalty on the factors",
+            minimum=0,
+            search=(1e-5, 0.1),
+            log=True,
+        ),
+        Param("iterations", 100, "training epochs", minimum=1, fidelity=True),
         Param(
             "verify_negative_samples",
             True,

@@ -87,12 +87,14 @@ class ContentBackend:
             "power of each feature's inverse document frequency over the products "
             "(0: features as given, a cosine)",
             minimum=0.0,
+            search=(0.0, 4.0),
         ),
         Param(
             "profile",
             "unit",
             "unit: the profile scaled to length 1 (cosine); sum: the plain sum of features",
             choices=("unit", "sum"),
+            search=("unit", "sum"),
         ),
     )
 

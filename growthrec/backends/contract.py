@@ -21,6 +21,7 @@ __all__ = [
     "array_problem",
     "array_specs",
     "check_learned_arrays",
+    "default_space",
     "dot_product_factors",
     "generic_array_limit",
     "resolve_params",
@@ -40,6 +41,12 @@ class Param:
 
     ``aliases`` are older names still accepted (on the command line, in Python and in model
     files saved before a rename); ``resolve_params`` maps them to ``name``.
+
+    ``search`` is where ``growthrec tune`` looks by default (``default_space``): ``(low,
+    high)`` for a number, drawn log-uniformly with ``log`` (penalties, learning rates), or the
+    values to choose among for a flag or a word. ``fidelity`` marks an iteration count: a
+    tuning trial is first fitted with a third of it, and dropped there if it is already behind
+    (pruning).
     """
 
     name: str
@@ -49,6 +56,14 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     aliases: tuple[str, ...] = ()
+    search: tuple[Any, ...] | None = None
+    log: bool = False
+    fidelity: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        problem = _search_problem(self)
+        if problem:  # a backend author's mistake, seen when the module is imported
+            raise ValueError(f"Param {self.name!r}: {problem}")
 
     @property
     def type(self) -> type:
@@ -92,6 +107,33 @@ class Param:
         if self.maximum is not None and out > self.maximum:
             raise ParameterError(f"{where}={out} must be at most {self.maximum:g}")
         return out
+
+
+def _search_problem(param: Param) -> str | None:
+    """What is wrong with ``param``'s search declaration, or ``None``."""
+    if param.fidelity and param.type is not int:
+        return "fidelity marks an iteration count, an int parameter"
+    if param.search is None:
+        return "log needs a search range" if param.log else None
+    numeric = param.type in (int, float)
+    if numeric and len(param.search) != 2:
+        return f"search={param.search!r}: a number's search is (low, high)"
+    if not numeric and (param.log or not param.search):
+        return f"search={param.search!r}: a {param.type.__name__} searches a tuple of values"
+    try:
+        values = [param.coerce(v, "search") for v in param.search]
+    except ParameterError as exc:
+        return str(exc)
+    if numeric and not values[0] < values[1]:
+        return f"search={param.search!r}: low must be below high"
+    if param.log and values[0] <= 0:
+        return f"search={param.search!r}: a log-uniform range must start above 0"
+    return None
+
+
+def default_space(backend: Backend) -> dict[str, Param]:
+    """The parameters ``growthrec tune`` searches by default (those declaring ``search``)."""
+    return {p.name: p for p in backend.params if getattr(p, "search", None) is not None}
 
 
 @runtime_checkable

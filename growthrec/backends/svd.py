@@ -35,11 +35,19 @@ class SVDBackend:
     name = "svd"
     description = "PureSVD: scikit-learn TruncatedSVD, scores x·V·Vᵀ (default backend)"
     params = (
-        Param("factors", 50, "number of latent factors (SVD components)", minimum=1),
+        Param(
+            "factors",
+            50,
+            "number of latent factors (SVD components)",
+            minimum=1,
+            search=(8, 256),
+            log=True,
+        ),
         Param(
             "normalize",
             False,
             "L2-normalise user and item factors: cosine scores, more catalogue coverage",
+            search=(False, True),
         ),
         Param("n_iter", 5, "power iterations of the randomized SVD solver", minimum=1),
     )
