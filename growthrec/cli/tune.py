@@ -22,7 +22,15 @@ from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
 from growthrec.evaluation.protocols import check_features, make_validation_split
 from growthrec.evaluation.runs import clamp_ks
-from growthrec.evaluation.tuning import candidates, parse_space, run_trials
+from growthrec.evaluation.tuning import (
+    INSTALL_HINT,
+    Search,
+    candidates,
+    default_search_space,
+    evaluate_settings,
+    parse_space,
+    sequential_search,
+)
 from growthrec.store.atomic import atomic_write
 from growthrec.store.tuned import tuned_path
 
@@ -34,9 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="search backend parameters on a validation split",
         description="Carve a validation split from the train part of the chosen protocol (the "
-        "test part is never looked at), try parameter settings (a grid, or --trials random "
-        "draws), rank them by --metric at --at, and write the best so 'train --params-file' "
-        "and 'compare --tuned' reuse them.",
+        "test part is never looked at), try parameter settings (a grid, --trials random draws, "
+        "or a sequential search of --budget trials), rank them by --metric at --at, and write "
+        "the best so 'train --params-file' and 'compare --tuned' reuse them. Without --grid, "
+        "--budget and --trials search the backend's default space (see 'growthrec backends').",
     )
     add_data_options(p)
     p.add_argument("--model", "--backend", dest="backend", default="svd", help="backend name")
@@ -45,13 +54,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=V1,V2|NAME=LOW..HIGH",
-        help="values to try for a parameter (a LOW..HIGH range needs --trials); repeatable",
+        help="values to try for a parameter (a LOW..HIGH range needs --trials or --budget); "
+        "repeatable",
     )
-    p.add_argument(
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
         "--trials",
         type=positive_int,
         default=None,
         help="random search: this many draws (default: the whole grid)",
+    )
+    how.add_argument(
+        "--budget",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="sequential search (Optuna's TPE, each trial chosen from the earlier ones): N "
+        f"trials; needs optuna ({INSTALL_HINT})",
+    )
+    p.add_argument(
+        "--no-prune",
+        action="store_true",
+        help="with --budget: fit every trial in full (by default a trial of an iterative model "
+        "is stopped after a third of its iterations when it is behind the median)",
     )
     p.add_argument(
         "--metric", default="ndcg", choices=METRIC_NAMES, help="what to maximise (default: ndcg)"
@@ -71,10 +96,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> None:
     backend = get_backend(args.backend)
-    space = parse_space(args.grid, backend)
-    settings = candidates(space, backend, trials=args.trials, seed=args.seed)
+    searching = args.budget is not None or args.trials is not None
+    if args.grid or not searching:
+        space = parse_space(args.grid, backend)
+    else:
+        space = default_search_space(backend)
+    settings = []
+    if args.budget is None:
+        settings = candidates(space, backend, trials=args.trials, seed=args.seed)
+    n_trials = args.budget if args.budget is not None else len(settings)
     protocol = protocol_from(args)
-    with out.steps(2 + len(settings)) as steps:
+    with out.steps(2 + n_trials) as steps:
         steps.step(f"reading {args.data}")
         loaded = load_data(args)
         features = {"item_features": loaded.item_features, "user_features": loaded.user_features}
@@ -85,20 +117,25 @@ def run(args: argparse.Namespace, out: Output) -> None:
         for warning in clamp_warnings(clamp_ks([*args.k, args.at], n_items)[1], n_items):
             warn(warning)
         args.at, args.k = min(args.at, n_items), [min(k, n_items) for k in args.k]
-        trials = run_trials(
-            split,
-            args.backend,
-            settings,
-            metric=args.metric,
-            k=args.at,
-            ks=args.k,
-            weighting=args.weighting,
-            seed=args.seed,
-            n_threads=args.threads or 0,
-            on_trial=lambda n, p: steps.step(f"trial {n + 1}/{len(settings)}: {p}"),
-            coldstart=loaded.coldstart,
+        options = {
+            "metric": args.metric,
+            "k": args.at,
+            "ks": args.k,
+            "weighting": args.weighting,
+            "seed": args.seed,
+            "n_threads": args.threads or 0,
+            "on_trial": lambda n, p: steps.step(f"trial {n + 1}/{n_trials}: {p}"),
+            "coldstart": loaded.coldstart,
             **features,
-        )
+        }
+        if args.budget is not None:
+            search = sequential_search(
+                split, args.backend, space, budget=args.budget, prune=not args.no_prune, **options
+            )
+        else:
+            method = "grid" if args.trials is None else "random"
+            search = evaluate_settings(split, args.backend, settings, method=method, **options)
+    trials = search.ranked(args.metric, args.at)
     best = trials[0]
     task = next(iter(best.evaluation.tasks), None)  # a cold-start split ranks by its first task
     target = f"{args.metric}@{args.at}"
@@ -126,10 +163,12 @@ def run(args: argparse.Namespace, out: Output) -> None:
             "best": {"params": record["params"], "value": record["value"]},
             "output": file_payload(path, format="json"),
             "trials": [t.evaluation.as_dict() for t in trials],
+            "search": search.as_dict(),
         }
     )
     out.print(load_report_table(out, loaded.report))
-    varied = [n for n in settings[0] if len({str(s[n]) for s in settings}) > 1] or list(settings[0])
+    tried = [t.params for t in search.history]
+    varied = [n for n in tried[0] if len({str(s[n]) for s in tried}) > 1] or list(tried[0])
     ks = sorted({*args.k, args.at})
     shown = [f"{m}@{k}" for k in ks for m in ("hit_rate", "recall", "ndcg")]
     rows = [
@@ -148,7 +187,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
         out.table(
             ["rank", *varied, f"{target} (sorted)", *shown, "fit s"],
             rows,
-            title=f"{args.backend}: {len(trials)} trials, validation split of {split.protocol}"
+            title=f"{args.backend}: {_trials_text(search)}, validation split of {split.protocol}"
             + (f"; metrics of task {task}" if task else ""),
             numeric=["rank", f"{target} (sorted)", *shown, "fit s"],
         )
@@ -157,3 +196,16 @@ def run(args: argparse.Namespace, out: Output) -> None:
     out.print(
         f"Best parameters: [bold]{shown_path}[/bold] (growthrec train --params-file {shown_path})"
     )
+
+
+def _trials_text(search: Search) -> str:
+    """How many trials of which search, and how many were pruned or repeated."""
+    n = len(search.history)
+    method = {"tpe": "sequential (TPE)", "random": "random", "grid": "grid"}[search.method]
+    text = f"{n} {method} trial{'s' if n != 1 else ''}"
+    repeats = sum(t.state == "repeat" for t in search.history)
+    if search.n_pruned:
+        text += f" ({search.n_pruned} pruned at a third of their iterations)"
+    if repeats:
+        text += f" ({repeats} repeated an earlier setting)"
+    return text
