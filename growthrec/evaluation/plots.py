@@ -52,7 +52,13 @@ METRIC_LABELS = {
     "novelty": "novelty (bits)",
     "miscalibration": "miscalibration (KL, lower: closer)",
 }
-_SHORT = {"coverage": "cov", "diversity": "div", "long_tail": "tail", "novelty": "nov"}
+_SHORT = {
+    "coverage": "cov",
+    "diversity": "div",
+    "long_tail": "tail",
+    "novelty": "nov",
+    "miscalibration": "miscal",
+}
 _INSTALL = 'pip install "growthrec[plots]"'
 
 
@@ -182,8 +188,15 @@ def _percent(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
 
+#: Shown as values, not changes: the plain list's long-tail share is often 0, and a Gini of
+#: exposure near 1 moves by fractions of a percent.
+_ABSOLUTE = ("gini", "long_tail")
+
+
 def chosen_rows(result: Tradeoff) -> tuple[list[str], list[list[str]]]:
-    """The chosen strengths' table: validation NDCG change, then the test figures."""
+    """The chosen strengths' table: the plain list first, then per curve the strength, its
+    NDCG change on validation, and its test figures (changes relative to the plain list,
+    Gini and long-tail share as values)."""
     metrics = list(result.metrics)
     header = [
         "curve",
@@ -192,9 +205,21 @@ def chosen_rows(result: Tradeoff) -> tuple[list[str], list[list[str]]]:
         f"NDCG@{result.k}",
         "ΔNDCG ± se",
         "Δrecall",
-        *(f"Δ{_SHORT.get(m, m)}" for m in metrics),
+        *(_SHORT.get(m, m) if m in _ABSOLUTE else f"Δ{_SHORT.get(m, m)}" for m in metrics),
     ]
-    rows = [_chosen_row(c, metrics) for c in result.chosen]
+    plain = result.test.plain
+    rows = [
+        [
+            "plain list",
+            "",
+            "",
+            f"{plain['ndcg']:.4f}",
+            "",
+            "",
+            *(f"{plain[m]:.3f}" if m in _ABSOLUTE else "" for m in metrics),
+        ]
+    ]
+    rows += [_chosen_row(c, metrics) for c in result.chosen]
     return header, rows
 
 
@@ -207,7 +232,10 @@ def _chosen_row(choice: Choice, metrics: Sequence[str]) -> list[str]:
         f"{test.metrics['ndcg']:.4f}",
         f"{_percent(test.ndcg_change)}±{test.ndcg_change_se * 100:.1f}",
         _percent(test.changes["recall"]),
-        *(_percent(test.changes[m]) for m in metrics),
+        *(
+            f"{test.metrics[m]:.3f}" if m in _ABSOLUTE else _percent(test.changes[m])
+            for m in metrics
+        ),
     ]
 
 
@@ -248,7 +276,8 @@ def report_html(result: Tradeoff, png: bytes, title: str = "growthrec trade-off 
     intro = (
         f"Backend <b>{html.escape(result.backend)}</b> ({html.escape(params)}), top "
         f"{result.k} re-ranked from each customer's top {result.candidates}, similarity "
-        f"{html.escape(result.similarity)}. Validation split: {validation.n_users:,} customers "
+        f"{html.escape(result.similarity)}; diversity compares items by "
+        f"{html.escape(test.diversity_basis)}. Validation split: {validation.n_users:,} customers "
         f"(carved from the test split's train part); test split "
         f"{html.escape(test.protocol)}: {test.n_users:,} customers. Each strength is chosen on "
         f"validation: the largest {html.escape(result.choose_by)} gain losing at most "

@@ -34,6 +34,7 @@ from growthrec.errors import ParameterError
 from growthrec.evaluation.bootstrap import ndcg_per_user
 from growthrec.evaluation.runs import categories_from, evaluate_lists, item_vectors_for_diversity
 from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import item_categories
 from growthrec.pipeline.rules import ListSpec
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Tradeoff",
     "TradeoffPoint",
     "choose_strengths",
+    "diversity_basis",
     "kneedle",
     "parse_curve",
     "sweep_lists",
@@ -203,6 +205,7 @@ class SplitSweep:
     plain: Mapping[str, float]
     points: tuple[TradeoffPoint, ...]
     knees: Mapping[str, Mapping[str, float | None]]
+    diversity_basis: str = ""
 
     def curve(self, name: str) -> list[TradeoffPoint]:
         """The points of curve ``name``, by strength."""
@@ -223,6 +226,7 @@ class SplitSweep:
             "plain": dict(self.plain),
             "points": [p.as_dict() for p in self.points],
             "knees": {c: dict(k) for c, k in self.knees.items()},
+            "diversity_basis": self.diversity_basis,
         }
 
 
@@ -332,12 +336,29 @@ def _checked_strengths(strengths: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
-def _diversity_basis(model: Model, column: str) -> dict[str, np.ndarray]:
-    """Item categories from the catalogue's ``column`` if it has one, else item vectors from
-    the model's train part (one ruler for every curve of a split)."""
+#: Up to this many categories, diversity compares items by their category rows (cosine).
+_DENSE_CATEGORIES = 512
+
+
+def diversity_basis(model: Model, column: str) -> tuple[str, dict[str, np.ndarray]]:
+    """What intra-list diversity compares items by (one ruler for every curve of a split),
+    named, and the keyword ``evaluate_lists`` takes.
+
+    With the catalogue's ``column``: 1 - cosine of the items' category rows, an item of
+    several categories (``a|b``) counting in each, as MMR and the DPP compare them (whole
+    category strings as codes would call two films of genres ``Action|Drama`` and
+    ``Action`` unlike); past ``_DENSE_CATEGORIES`` categories, the strings as codes. Without
+    it: item vectors from a truncated SVD of the model's train part.
+    """
     if column in model.item_attributes:
-        return {"categories": categories_from(model.item_attributes[column])}
-    return {"item_vectors": item_vectors_for_diversity(model.train, seed=0)}
+        table = item_categories(model, column)
+        if table.n_categories <= _DENSE_CATEGORIES:
+            rows = table.matrix().toarray().astype(np.float32)
+            return f"{column} rows (cosine)", {"item_vectors": rows}
+        return f"{column} values", {"categories": categories_from(model.item_attributes[column])}
+    return "item vectors (svd of train)", {
+        "item_vectors": item_vectors_for_diversity(model.train, seed=0)
+    }
 
 
 def sweep_lists(
@@ -359,7 +380,7 @@ def sweep_lists(
     (a held-out CSR matrix): ``spec``'s rules with each curve's re-ranking at top ``k``."""
     strengths = _checked_strengths(strengths)
     base = ListSpec(n=k) if spec is None else attrs.evolve(spec, n=k)
-    basis = _diversity_basis(model, base.category)
+    basis_name, basis = diversity_basis(model, base.category)
 
     def measured(rerank: RerankSpec) -> tuple[dict[str, float], np.ndarray, int, int]:
         result = evaluate_lists(
@@ -401,7 +422,7 @@ def sweep_lists(
                     short,
                 )
             )
-    sweep = SplitSweep(name, protocol, n_users, plain, tuple(points), {})
+    sweep = SplitSweep(name, protocol, n_users, plain, tuple(points), {}, basis_name)
     knees = {
         curve.name: {m: kneedle(sweep.curve(curve.name), m) for m in kept if m not in ACCURACY}
         for curve in curves

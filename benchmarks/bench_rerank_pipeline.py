@@ -1,0 +1,136 @@
+"""Re-ranked lists through the whole pipeline at MovieLens-20M's shape, against the plain top 10.
+
+A synthetic shop of MovieLens-20M's shape (``generate_shop(138_493, 26_744, 20M rows)``, seed
+0, as ``bench_scale`` builds it) and an svd model (64 factors) fitted on it with the shop's
+categories. For each re-ranker: ``recommend(model, users, spec=ListSpec(n=10, rerank=...))``
+(the top 200 candidates, then the re-ranking) against ``recommend(model, users, 10)`` (the
+plain top 10), over a batch of users on one thread; and one request (one user): the whole
+call, and its re-ranking alone (the call less the plain top 200 of that user).
+
+    python -m benchmarks.bench_rerank_pipeline                 # 20,000 users
+    python -m benchmarks.bench_rerank_pipeline --users 138493  # every user
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from growthrec.core.interactions import IdMap, factorize, interactions_from_codes
+from growthrec.core.model import Model
+from growthrec.core.reranking import RerankSpec
+from growthrec.data.synthetic import generate_shop
+from growthrec.pipeline.fitting import fit_model
+from growthrec.pipeline.lists import recommend
+from growthrec.pipeline.rules import ListSpec
+
+USERS, ITEMS, ROWS = 138_493, 26_744, 20_000_000
+FACTORS = 64
+TOP = 10
+
+CASES: dict[str, RerankSpec | None] = {
+    "plain top-10": None,
+    "popularity penalty 0.1": RerankSpec(popularity_penalty=0.1),
+    "mmr 0.3, categories": RerankSpec("mmr", 0.3),
+    "mmr 0.3 + popularity 0.1": RerankSpec("mmr", 0.3, 0.1),
+    "mmr 0.3, factors": RerankSpec("mmr", 0.3, similarity="factors"),
+    "dpp 0.3, categories": RerankSpec("dpp", 0.3),
+    "calibration 0.3": RerankSpec("calibration", 0.3),
+}
+
+
+def build_model(seed: int = 0) -> Model:
+    """The svd model of a MovieLens-20M-shape synthetic shop, with its item categories."""
+    shop = generate_shop(USERS, ITEMS, ROWS / (USERS * ITEMS), seed=seed)
+    user_ids, user_codes = factorize(shop.user_id)
+    item_ids, item_codes = factorize(shop.item_id)
+    users = IdMap(user_ids, np.arange(user_ids.size))
+    items = IdMap(item_ids, np.arange(item_ids.size))
+    data = interactions_from_codes(
+        user_codes, users, item_codes, items, shop.quantity, shop.timestamp.astype(np.float64)
+    )
+    category = dict(zip(shop.catalog_item_id.tolist(), shop.catalog_category.tolist(), strict=True))
+    attributes = {"category": np.array([category[i] for i in item_ids.tolist()], dtype=str)}
+    return fit_model(data, "svd", {"factors": FACTORS}, seed=seed, item_attributes=attributes)
+
+
+def _spec(rerank: RerankSpec | None) -> ListSpec | None:
+    return None if rerank is None else ListSpec(n=TOP, rerank=rerank)
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure(model: Model, n_users: int, repeats: int = 2) -> dict[str, dict[str, float]]:
+    """Per case: seconds per user over ``n_users`` users (best of ``repeats``), and the median
+    single request and its re-ranking part (over 50 users)."""
+    users = np.arange(min(n_users, model.train.n_users))
+    singles = np.linspace(0, model.train.n_users - 1, 50).astype(np.int64)
+    top200 = ListSpec(n=200)
+    out: dict[str, dict[str, float]] = {}
+    with threadpool_limits(1):
+        for u in singles[:5]:  # warm the prepared tables (similarity, categories) once
+            for rerank in CASES.values():
+                recommend(model, np.array([u]), TOP, spec=_spec(rerank))
+        base = {int(u): min(_timed(lambda u=u: recommend(model, np.array([u]), spec=top200))
+                            for _ in range(3)) for u in singles}  # fmt: skip
+        for name, rerank in CASES.items():
+            spec = _spec(rerank)
+            batch = min(
+                _timed(lambda spec=spec: recommend(model, users, TOP, spec=spec))
+                for _ in range(repeats)
+            )
+            request = [
+                min(_timed(lambda u=u, s=spec: recommend(model, np.array([u]), TOP, spec=s))
+                    for _ in range(3))
+                for u in singles
+            ]  # fmt: skip
+            reranking = [r - base[int(u)] for r, u in zip(request, singles, strict=True)]
+            out[name] = {
+                "per_user": batch / users.size,
+                "request": float(np.median(request)),
+                "reranking": float(np.median(reranking)) if rerank is not None else 0.0,
+            }
+    return out
+
+
+def report(results: dict[str, dict[str, float]], n_users: int) -> str:
+    """The figures as Markdown: µs per user, x plain, the whole count, one request."""
+    plain = results["plain top-10"]["per_user"]
+    lines = [
+        f"recommend() at MovieLens-20M shape (svd, {FACTORS} factors), top {TOP} re-ranked from "
+        f"the top 200, {n_users:,} users, one thread",
+        "",
+        "| lists | µs / user | x plain top-10 | 138,493 users (s) | one request (ms) | "
+        "its re-ranking (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['per_user'] * 1e6:.1f} | {r['per_user'] / plain:.2f} | "
+            f"{r['per_user'] * USERS:.1f} | {r['request'] * 1e3:.2f} | "
+            f"{r['reranking'] * 1e3:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    model = build_model()
+    print(f"model built and fitted in {time.perf_counter() - start:.0f} s")
+    print(report(measure(model, args.users, args.repeats), min(args.users, USERS)))
+
+
+if __name__ == "__main__":
+    main()
