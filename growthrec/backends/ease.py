@@ -1,12 +1,19 @@
 """``ease``: Steck's EASE (2019), a closed-form item x item linear model.
 
 ``G = XᵀX + λI``, ``P = G⁻¹``, ``B = -P / diag(P)`` (column ``j`` divided by ``-P[j, j]``) and
-``diag(B) = 0``; a customer's scores are ``x B``. ``B`` is dense: items² x 4 bytes in the model
-file (55 MB at 3.7k items, 2.9 GB at 27k). Fit works in float32 and in place: the Gram matrix
-is built block by block from a sparse product, then inverted with LAPACK's Cholesky routines
-``spotrf``/``spotri`` on the matrix itself (``numpy.linalg`` copies it: ``np.linalg.inv``
-ran out of memory at 27k items). Customers not seen in training are scored the same way from
-their basket (fold-in), exactly.
+``diag(B) = 0``; a customer's scores are ``x B``. Two forms give the same ``B``:
+
+* items form (at least as many customers as items): ``B`` dense, items² x 4 bytes in the model
+  file (55 MB at 3.7k items, 2.9 GB at 27k). The Gram matrix is built block by block from a
+  sparse product, then inverted in float32 with LAPACK's Cholesky routines ``spotrf``/``spotri``
+  on the matrix itself (``numpy.linalg`` copies it: ``np.linalg.inv`` ran out of memory at 27k
+  items).
+* users form (fewer customers than items): by Woodbury, ``λP = I − Xᵀ(XXᵀ + λI)⁻¹X``, so only
+  the users x users matrix is inverted (float64, users² is small), and ``B`` is never formed:
+  the model stores ``(XXᵀ + λI)⁻¹``, ``Xᵀ`` and one scale per item (users² + purchases) and
+  scores ``x B`` from them. At Last.fm's shape (1,883 x 17,626) that is 14 MB instead of 1.2 GB.
+
+Customers not seen in training are scored the same way from their basket (fold-in), exactly.
 """
 
 from __future__ import annotations
@@ -20,11 +27,17 @@ from threadpoolctl import threadpool_limits
 
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.backends.itemknn import map_gram_row_blocks
+from growthrec.backends.itemknn import csr_problem, map_gram_row_blocks
 from growthrec.core.threads import thread_count
-from growthrec.errors import ParameterError
+from growthrec.errors import ModelFileError, ParameterError
 
-__all__ = ["EASEBackend", "ease_weights"]
+__all__ = [
+    "EASEBackend",
+    "ease_weights",
+    "user_form",
+    "user_form_arrays",
+    "user_form_scores",
+]
 
 #: Sparse working memory of one block of Gram rows (8 bytes per cell: index and value).
 BLOCK_BYTES = 256 * 2**20
@@ -55,16 +68,34 @@ def _symmetrise_from_lower(a: np.ndarray, step: int = 256) -> None:
         diagonal[upper] = diagonal.T[upper]
 
 
-def ease_weights(matrix: sp.csr_matrix, l2: float, *, threads: int = 0) -> np.ndarray:
+def user_form(n_users: int, n_items: int) -> bool:
+    """Whether EASE is solved in its users x users (Woodbury) form: fewer customers than items.
+
+    The items form costs items³ time and items² memory; the users form users³ and users².
+    """
+    return n_users < n_items
+
+
+def ease_weights(
+    matrix: sp.csr_matrix, l2: float, *, threads: int = 0, form: str = "auto"
+) -> np.ndarray:
     """EASE's item x item matrix ``B`` (dense float32) for the weighted users x items matrix.
 
-    ``threads`` (0: every core the process may use) build the Gram matrix and run LAPACK's
-    BLAS; never more than the caller's threadpool limits, so BLAS is never raised above them.
+    ``form``: ``"items"`` inverts ``XᵀX + λI``, ``"users"`` inverts ``XXᵀ + λI`` (Woodbury,
+    the same ``B``), ``"auto"`` the smaller. ``threads`` (0: every core the process may use)
+    build the Gram matrix and run LAPACK's BLAS; never more than the caller's threadpool
+    limits, so BLAS is never raised above them.
     """
+    if form == "users" or (form == "auto" and user_form(*matrix.shape)):
+        return _weights_from_user_form(matrix, l2, thread_count(threads))
+    return _item_form_weights(matrix, l2, thread_count(threads))
+
+
+def _item_form_weights(matrix: sp.csr_matrix, l2: float, cores: int) -> np.ndarray:
+    """``B`` from the items x items inverse, built and inverted in place in float32."""
     from scipy.linalg import lapack
 
     n_items = matrix.shape[1]
-    cores = thread_count(threads)
     gram = np.zeros((n_items, n_items), dtype=np.float32)
 
     def fill(start: int, stop: int, block: sp.csr_matrix) -> None:
@@ -81,10 +112,7 @@ def ease_weights(matrix: sp.csr_matrix, l2: float, *, threads: int = 0) -> np.nd
         with threadpool_limits(cores, "blas"):
             factor, info = lapack.spotri(factor, lower=0, overwrite_c=1)
     if info != 0:
-        raise ParameterError(
-            f"ease: XᵀX + l2·I is not positive definite at l2={l2:g} (LAPACK info {info}); "
-            "use a larger l2"
-        )
+        raise _not_positive_definite(l2, f"LAPACK info {info}")
     if not np.shares_memory(factor, gram):  # LAPACK wrappers copy if the layout did not fit
         gram[...] = factor.T
     del factor
@@ -95,13 +123,150 @@ def ease_weights(matrix: sp.csr_matrix, l2: float, *, threads: int = 0) -> np.nd
     return gram
 
 
+def _not_positive_definite(l2: float, why: str) -> ParameterError:
+    return ParameterError(
+        f"ease: XᵀX + l2·I is not positive definite at l2={l2:g} ({why}); use a larger l2"
+    )
+
+
+#: Up to this many customers the users form's Cholesky runs on one BLAS thread: 0.2 s at 1,883,
+#: where two threads took 4 s on a loaded two-core machine (OpenBLAS spinning on a busy core).
+THREADED_USER_FORM_MIN_USERS = 4096
+
+#: The users form's arrays: (XXᵀ + λI)⁻¹, each item's 1/(λ·P_jj), and Xᵀ as CSR.
+USER_FORM_KEYS = (
+    "user_gram_inverse",
+    "item_scale",
+    "item_users_indptr",
+    "item_users_indices",
+    "item_users_data",
+)
+
+
+def user_form_arrays(
+    matrix: sp.csr_matrix, l2: float, *, threads: int = 0
+) -> dict[str, np.ndarray]:
+    """What the users (Woodbury) form scores from, in users² + nnz memory, never items².
+
+    With ``K = XXᵀ + λI`` and ``Q = Xᵀ K⁻¹ X``, Woodbury gives ``λP = I − Q``, so
+    ``B = I − P·diag(1/diag P)`` is ``B_ij = Q_ij·s_j`` off the diagonal with
+    ``s_j = 1 / (1 − Q_jj)`` (λ cancels). Stored: ``K⁻¹`` (float32), ``s`` and ``Xᵀ``.
+    ``K`` is built and inverted in float64 (users² is small), so ``1 − Q_jj`` keeps its digits.
+    """
+    from scipy.linalg import lapack
+
+    n_users, n_items = matrix.shape
+    cores = thread_count(threads)
+    if l2 <= 0:  # XᵀX has rank at most n_users < n_items: only λ makes it invertible
+        raise _not_positive_definite(
+            l2, f"{n_users} customers and {n_items} items: XᵀX has rank at most {n_users}"
+        )
+    x = matrix.astype(np.float64)
+    gram = (x @ x.T).toarray()
+    gram[np.diag_indices(n_users)] += l2
+    # As in the items form, LAPACK works in place on the symmetric matrix's Fortran view.
+    blas = cores if n_users > THREADED_USER_FORM_MIN_USERS else 1
+    with threadpool_limits(blas, "blas"):
+        factor, info = lapack.dpotrf(gram.T, lower=0, clean=0, overwrite_a=1)
+        if info == 0:
+            factor, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise _not_positive_definite(l2, f"LAPACK info {info}")
+    if not np.shares_memory(factor, gram):
+        gram[...] = factor.T
+    del factor
+    _symmetrise_from_lower(gram)
+    inverse = gram
+    item_users = x.T.tocsr()
+    item_users.sort_indices()
+    # Q_jj = x_jᵀ K⁻¹ x_j, a block of items at a time: (block x users) rows of Xᵀ K⁻¹,
+    # gathered at the block's own purchases.
+    q = np.empty(n_items)
+    step = max(1, BLOCK_BYTES // 8 // (8 * max(n_users, 1)))  # 32 MiB of float64 at a time
+    for start in range(0, n_items, step):
+        block = item_users[start : start + step]
+        projected = np.asarray(block @ inverse)
+        row = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        q[start : start + block.shape[0]] = np.bincount(
+            row, weights=block.data * projected[row, block.indices], minlength=block.shape[0]
+        )
+    remaining = 1.0 - q  # λ·P_jj, in (0, 1] in exact arithmetic
+    if not np.all(remaining > 0):
+        raise _not_positive_definite(l2, "λ·diag(P) rounds to zero or below")
+    return {
+        "user_gram_inverse": inverse.astype(np.float32),
+        "item_scale": (1.0 / remaining).astype(np.float32),
+        "item_users_indptr": item_users.indptr.astype(np.int64),
+        "item_users_indices": item_users.indices.astype(np.int32),
+        "item_users_data": item_users.data.astype(np.float32),
+    }
+
+
+def user_form_scores(arrays: Arrays, rows: sp.csr_matrix) -> np.ndarray:
+    """``x B`` for every row ``x`` of ``rows``, from ``user_form_arrays``, without forming B.
+
+    ``x B = (x Q)·s + x·(1 − s)`` elementwise, ``x Q = ((x Xᵀ) K⁻¹) X``: a sparse product,
+    a (rows x users) BLAS product and a sparse product, users² + nnz per row.
+    """
+    n_items = arrays["item_scale"].size
+    n_users = arrays["user_gram_inverse"].shape[0]
+    problem = csr_problem(arrays, "item_users_", n_items, n_users)
+    if problem:  # checked here too, so scipy never reads out of bounds
+        raise ModelFileError(f"ease: the stored users form is damaged ({problem})")
+    item_users = sp.csr_matrix(
+        (arrays["item_users_data"], arrays["item_users_indices"], arrays["item_users_indptr"]),
+        shape=(n_items, n_users),
+    )
+    x = sp.csr_matrix(rows, dtype=np.float32, copy=False)
+    if not x.has_canonical_format:
+        x = x.copy()
+        x.sum_duplicates()
+    # (x Q)ᵀ = Xᵀ (K⁻¹ (x Xᵀ)ᵀ): every product's output is C-ordered, none is transposed.
+    through_users = arrays["user_gram_inverse"] @ (x @ item_users).toarray().T
+    by_item = item_users @ through_users  # items x rows
+    scale = arrays["item_scale"]
+    scores = np.empty((x.shape[0], n_items), dtype=np.float32)
+    for start in range(0, n_items, 256):  # transposed in cache-sized column blocks
+        stop = start + 256
+        np.multiply(by_item[start:stop].T, scale[start:stop], out=scores[:, start:stop])
+    row = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    scores[row, x.indices] += x.data * (1 - scale[x.indices])
+    return scores
+
+
+def _weights_from_user_form(matrix: sp.csr_matrix, l2: float, cores: int) -> np.ndarray:
+    """The dense ``B`` through the users form: row ``i`` is the scores of the basket {i}."""
+    arrays = user_form_arrays(matrix, l2, threads=cores)
+    n_items = matrix.shape[1]
+    weights = np.empty((n_items, n_items), dtype=np.float32)
+    step = max(1, BLOCK_BYTES // (4 * max(n_items, 1)))
+    for start in range(0, n_items, step):
+        stop = min(start + step, n_items)
+        weights[start:stop] = user_form_scores(arrays, sp.eye(n_items, format="csr")[start:stop])
+    weights[np.diag_indices(n_items)] = 0
+    return weights
+
+
+def _one_item_baskets(items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    items = np.asarray(items)
+    ones = np.ones(items.size, dtype=np.float32)
+    return sp.csr_matrix((ones, (np.arange(items.size), items)), shape=(items.size, n_items))
+
+
 class EASEBackend:
     """Embarrassingly Shallow Autoencoder: scores ``x B``, ``B`` in closed form from ``XᵀX``."""
 
     name = "ease"
     description = "EASE (Steck 2019): closed-form item x item regression; dense, items² memory"
     params = (
-        Param("l2", 500.0, "L2 regularisation λ added to the diagonal of XᵀX", minimum=0),
+        Param(
+            "l2",
+            500.0,
+            "L2 regularisation λ added to the diagonal of XᵀX",
+            minimum=0,
+            search=(1.0, 20000.0),
+            log=True,
+        ),
         Param(
             "max_items",
             30000,
@@ -120,7 +285,10 @@ class EASEBackend:
     def fit(
         self, matrix: sp.csr_matrix, params: Mapping[str, Any], rng: np.random.Generator
     ) -> Arrays:
-        n_items = matrix.shape[1]
+        n_users, n_items = matrix.shape
+        threads = params.get("threads", 0)
+        if user_form(n_users, n_items):
+            return user_form_arrays(matrix, params["l2"], threads=threads)
         if n_items > params["max_items"]:
             gigabytes = _needed_bytes(n_items) / 1e9
             raise ParameterError(
@@ -129,27 +297,52 @@ class EASEBackend:
                 f"raise it with --param max_items={n_items} (params={{'max_items': {n_items}}}) "
                 "if the machine has the memory, or use itemknn"
             )
-        return {
-            "item_weights": ease_weights(matrix, params["l2"], threads=params.get("threads", 0))
-        }
+        return {"item_weights": ease_weights(matrix, params["l2"], threads=threads, form="items")}
 
     def array_specs(
         self, params: Mapping[str, Any], n_users: int, n_items: int
     ) -> dict[str, ArraySpec]:
-        """The dense items x items matrix B."""
+        """The dense items x items matrix B, or with fewer customers than items the users form:
+        (XXᵀ + λI)⁻¹, each item's scale and Xᵀ as CSR."""
+        if not user_form(n_users, n_items):
+            return {
+                "item_weights": ArraySpec((n_items, n_items), learned=True, meaning="items x items")
+            }
+        most = n_users * n_items
         return {
-            "item_weights": ArraySpec((n_items, n_items), learned=True, meaning="items x items")
+            "user_gram_inverse": ArraySpec(
+                (n_users, n_users), learned=True, meaning="users x users"
+            ),
+            "item_scale": ArraySpec((n_items,), meaning="items"),
+            "item_users_indptr": ArraySpec((n_items + 1,), "iu", meaning="items + 1"),
+            "item_users_indices": ArraySpec((None,), "iu", max_size=most),
+            "item_users_data": ArraySpec((None,), max_size=most),
         }
+
+    def check_arrays(
+        self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> None:
+        """The users form's Xᵀ is a consistent CSR matrix indexing real customers."""
+        if "item_users_indptr" in arrays:
+            problem = csr_problem(arrays, "item_users_", n_items, n_users)
+            if problem:
+                raise ValueError(problem)
 
     def score(
         self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
     ) -> np.ndarray:
+        if "item_weights" not in arrays:
+            return user_form_scores(arrays, rows)
         return np.asarray(rows.astype(np.float32, copy=False) @ arrays["item_weights"])
 
     def similar_items(
         self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
     ) -> np.ndarray:
         """Row ``i`` of ``B``: what buying item ``i`` predicts (a one-item basket's scores)."""
+        if "item_weights" not in arrays:
+            scores = user_form_scores(arrays, _one_item_baskets(items, arrays["item_scale"].size))
+            scores[np.arange(len(scores)), items] = 0  # B's diagonal, zero up to rounding
+            return scores
         return arrays["item_weights"][np.asarray(items)]
 
 

@@ -38,6 +38,7 @@ from growthrec.errors import ModelFileError, ParameterError
 __all__ = [
     "ItemKNNBackend",
     "bm25_item_weights",
+    "csr_problem",
     "item_neighbours",
     "map_gram_row_blocks",
     "similarity_problem",
@@ -173,20 +174,25 @@ def item_neighbours(
     return sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
 
 
-def similarity_problem(arrays: Arrays, n_items: int) -> str | None:
-    """What is wrong with the stored neighbour matrix's CSR arrays, or ``None``."""
-    indptr, indices = arrays["similarity_indptr"], arrays["similarity_indices"]
-    data = arrays["similarity_data"]
-    if indptr.shape != (n_items + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        return "similarity_indptr is not a non-decreasing row pointer starting at 0"
+def csr_problem(arrays: Arrays, prefix: str, n_rows: int, n_cols: int) -> str | None:
+    """What is wrong with the CSR arrays ``{prefix}indptr/indices/data``, or ``None``."""
+    indptr, indices = arrays[prefix + "indptr"], arrays[prefix + "indices"]
+    data = arrays[prefix + "data"]
+    if indptr.shape != (n_rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        return f"{prefix}indptr is not a non-decreasing row pointer starting at 0"
     if indptr[-1] != indices.size or data.shape != indices.shape:
         return (
-            f"similarity_indptr ends at {indptr[-1]} but there are {indices.size} indices "
+            f"{prefix}indptr ends at {indptr[-1]} but there are {indices.size} indices "
             f"and {data.size} values"
         )
-    if indices.size and (indices.min() < 0 or indices.max() >= n_items):
-        return f"similarity_indices outside 0..{n_items - 1}"
+    if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
+        return f"{prefix}indices outside 0..{n_cols - 1}"
     return None
+
+
+def similarity_problem(arrays: Arrays, n_items: int) -> str | None:
+    """What is wrong with the stored neighbour matrix's CSR arrays, or ``None``."""
+    return csr_problem(arrays, "similarity_", n_items, n_items)
 
 
 def _similarity(arrays: Arrays, n_items: int) -> sp.csr_matrix:
@@ -209,18 +215,22 @@ class ItemKNNBackend:
             100,
             "similar items kept per item, the item itself counted as one (as in implicit)",
             minimum=1,
+            search=(5, 1000),
+            log=True,
         ),
         Param(
             "similarity",
             "cosine",
             "cosine of item columns, or bm25 (implicit's BM25Recommender weighting)",
             choices=("cosine", "bm25"),
+            search=("cosine", "bm25"),
         ),
         Param(
             "shrink",
             0.0,
             "cosine only: x_i·x_j / (|x_i||x_j| + shrink), damping items with few buyers",
             minimum=0,
+            search=(0.0, 100.0),
         ),
         Param("bm25_k1", 1.2, "bm25 only: term-frequency saturation K1", minimum=0),
         Param("bm25_b", 0.75, "bm25 only: item length normalisation B", minimum=0, maximum=1),
