@@ -23,6 +23,7 @@ PARAMS = {
     "als": {"factors": 8, "iterations": 3},
     "bpr": {"factors": 8, "iterations": 20},
     "spark": {"factors": 8, "iterations": 3},
+    "hybrid": {"factors": 8},
 }
 
 

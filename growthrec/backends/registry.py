@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "growthrec.backends.edlae",
     "growthrec.backends.ials",
     "growthrec.backends.sparse_ease",
+    "growthrec.backends.hybrid",
 )
 
 
