@@ -34,7 +34,7 @@ from growthrec.evaluation.tuning import (
 from growthrec.store.atomic import atomic_write
 from growthrec.store.tuned import tuned_path
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "trials_text"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
         out.table(
             ["rank", *varied, f"{target} (sorted)", *shown, "fit s"],
             rows,
-            title=f"{args.backend}: {_trials_text(search)}, validation split of {split.protocol}"
+            title=f"{args.backend}: {trials_text(search)}, validation split of {split.protocol}"
             + (f"; metrics of task {task}" if task else ""),
             numeric=["rank", f"{target} (sorted)", *shown, "fit s"],
         )
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
     )
 
 
-def _trials_text(search: Search) -> str:
+def trials_text(search: Search) -> str:
     """How many trials of which search, and how many were pruned or repeated."""
     n = len(search.history)
     method = {"tpe": "sequential (TPE)", "random": "random", "grid": "grid"}[search.method]

@@ -371,6 +371,7 @@ def sequential_search(
     seed: int | None = 0,
     n_threads: int = 1,
     prune: bool = True,
+    fixed: Mapping[str, Any] | None = None,
     on_trial: Callable[[int, Mapping[str, Any]], None] | None = None,
     item_features: Features | None = None,
     user_features: Features | None = None,
@@ -381,7 +382,8 @@ def sequential_search(
     The same ``seed`` gives the same trials (the sampler and every fit are seeded). A space of
     choices only with no more settings than ``budget`` is tried whole instead (a grid), since
     a search could only repeat itself. Pruning: see the module docstring; ``prune=False``
-    fits every trial in full. A setting proposed twice reuses the first result.
+    fits every trial in full. A setting proposed twice reuses the first result. ``fixed``:
+    parameters every trial takes as given (not searched).
     """
     impl = get_backend(backend)
     if budget < 1:
@@ -397,7 +399,11 @@ def sequential_search(
     )  # fmt: skip
     size = space.grid_size()
     if size is not None and size <= budget:
-        settings = candidates(space, impl, seed=seed)
+        names = list(space.choices)
+        settings = [
+            resolve_params(impl, {**(fixed or {}), **dict(zip(names, combo, strict=True))})
+            for combo in itertools.product(*space.choices.values())
+        ]
         return Search("grid", tuple(_timed_trials(evaluate, settings, on_trial)), budget)
     optuna = _optuna()
     fidelity = next((p.name for p in impl.params if getattr(p, "fidelity", False)), None)
@@ -418,7 +424,7 @@ def sequential_search(
     history: list[SearchTrial] = []
     for number in range(budget):
         trial = study.ask(distributions)
-        params = resolve_params(impl, trial.params)
+        params = resolve_params(impl, {**(fixed or {}), **trial.params})
         if on_trial is not None:
             on_trial(number, params)
         key = repr(sorted(params.items()))
