@@ -23,6 +23,7 @@ are scored the same way from their basket (fold-in): nothing else is stored.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -46,8 +47,9 @@ __all__ = [
 
 #: Working memory the blocks of item rows in flight may take together while being ranked.
 BLOCK_BYTES = 256 * 2**20
-#: Bytes per cell of a block: sparse product (8), dense copy (4), sorted copy (4), masks.
-_BYTES_PER_CELL = 24
+#: Bytes per stored entry of a block of ``WᵀW`` while its neighbours are chosen: the sparse
+#: product (8), rows and masks (10), padded segments and their partition (up to 2 x 14).
+_BYTES_PER_ENTRY = 48
 
 T = TypeVar("T")
 
@@ -109,25 +111,56 @@ def _unit_columns(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
     return out, norms
 
 
-def _keep_top(dense: np.ndarray, k: int) -> np.ndarray:
-    """Mask of each row's ``k`` largest finite values, ties going to the lower column index."""
-    n = dense.shape[1]
-    finite = np.isfinite(dense)
-    if k >= n:
-        return finite
-    # A full (SIMD) sort beats np.partition here: on real similarities, with their many equal
-    # values, partition measured 3-4x slower than sorting the whole row.
-    kth = np.sort(dense, axis=1)[:, n - k : n - k + 1]
-    keep = dense > kth
-    tied = dense == kth
-    need = k - np.count_nonzero(keep, axis=1)
-    crowded = np.flatnonzero(np.count_nonzero(tied, axis=1) > need)
-    if crowded.size:  # more items share the k-th value than places are left: lowest index first
-        rank = np.cumsum(tied[crowded], axis=1, dtype=np.int32)
-        tied[crowded] &= rank <= need[crowded, None]
-    keep |= tied
-    keep &= finite
-    return keep
+def _top_in_segments(
+    values: np.ndarray, columns: np.ndarray, starts: np.ndarray, lengths: np.ndarray, k: int
+) -> np.ndarray:
+    """Positions in ``values`` of the ``k`` largest of each segment ``starts[r]:+lengths[r]``
+    (every length above ``k``), ties at the k-th value going to the lower column.
+
+    Segments of similar length (within 2x) are padded into one 2-D array and partitioned
+    together: vectorised, with at most twice the segments' size in memory.
+    """
+    chosen = []
+    group = np.floor(np.log2(lengths)).astype(np.int64)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        width = int(lengths[rows].max())
+        offsets = np.arange(width)
+        inside = offsets < lengths[rows, None]
+        where = np.where(inside, starts[rows, None] + offsets, 0)
+        padded = np.where(inside, values[where], -np.inf)
+        kth = np.partition(padded, width - k, axis=1)[:, width - k, None]
+        keep = padded > kth
+        tied = padded == kth
+        need = k - np.count_nonzero(keep, axis=1)
+        crowded = np.flatnonzero(np.count_nonzero(tied, axis=1) > need)
+        if crowded.size:  # more share the k-th value than places are left: lowest column first
+            key = np.where(tied[crowded], columns[where[crowded]], np.iinfo(columns.dtype).max)
+            cut = np.take_along_axis(np.sort(key, axis=1), need[crowded, None] - 1, axis=1)
+            tied[crowded] &= key <= cut
+        keep |= tied
+        chosen.append(where[keep])
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _block_bounds(weighted: sp.csr_matrix, most: int) -> np.ndarray:
+    """Item boundaries of row blocks of ``WᵀW`` holding at most ``most`` entries each (one
+    item at least), bounding row ``i``'s entries by the purchases of item ``i``'s buyers."""
+    n_items = weighted.shape[1]
+    basket = np.diff(weighted.indptr)
+    bound = np.bincount(weighted.indices, weights=basket[_rows_of(weighted)], minlength=n_items)
+    total = np.concatenate([[0.0], np.cumsum(bound)])
+    bounds = [0]
+    while bounds[-1] < n_items:
+        start = bounds[-1]
+        stop = int(np.searchsorted(total, total[start] + most, side="right")) - 1
+        bounds.append(min(n_items, max(stop, start + 1)))
+    return np.asarray(bounds)
+
+
+def _rows_of(matrix: sp.csr_matrix) -> np.ndarray:
+    """The row of every stored entry of a CSR matrix."""
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
 
 def item_neighbours(
@@ -142,36 +175,52 @@ def item_neighbours(
     """Items x items CSR: each row's ``k`` largest entries of ``WᵀW`` (self a candidate, then
     dropped). With ``norms`` (cosine on unit columns), entries shrink by ``n_i n_j / (n_i n_j +
     shrink)``, i.e. ``x_i·x_j / (‖x_i‖ ‖x_j‖ + shrink)``. ``n_threads``: as ``thread_count``
-    (``None`` or 0: every core, within the caller's limits)."""
+    (``None`` or 0: every core, within the caller's limits).
+
+    ``WᵀW`` is computed as a sparse product by blocks of item rows, and each row's neighbours
+    are chosen among its stored entries (the pairs bought together), never densified: time
+    and memory grow with the co-purchases, not with items².
+    """
     n_items = weighted.shape[1]
     n_threads = thread_count(n_threads or 0)
-    budget = (block_bytes or BLOCK_BYTES) // n_threads
-    rows_per_block = max(1, budget // (_BYTES_PER_CELL * max(n_items, 1)))
+    weighted = weighted.astype(np.float32, copy=False)
+    by_item = weighted.T.tocsr()
+    budget = max(1, (block_bytes or BLOCK_BYTES) // n_threads // _BYTES_PER_ENTRY)
+    total = float(np.diff(weighted.indptr).astype(np.float64) @ np.diff(weighted.indptr))
+    # Several blocks per thread even when one would fit, so the threads finish together.
+    most = max(1, min(budget, max(2**16, int(total // (4 * n_threads)))))
+    bounds = _block_bounds(weighted, most)
 
-    def neighbours(start: int, stop: int, block: sp.csr_matrix) -> tuple[np.ndarray, ...]:
-        dense = block.toarray()
-        del block
-        # Pairs never bought together are no candidates (implicit only visits co-bought pairs).
-        never = dense == 0
+    def neighbours(start: int, stop: int) -> tuple[np.ndarray, ...]:
+        block = by_item[start:stop] @ weighted  # unsorted columns within rows
+        lengths = np.diff(block.indptr)
+        rows = np.repeat(np.arange(stop - start), lengths)
+        values = block.data
         if shrink > 0 and norms is not None:
-            product = np.outer(norms[start:stop], norms).astype(np.float32)
-            dense *= product / (product + np.float32(shrink))
-            del product
-        dense[never] = -np.inf
-        del never
-        keep = _keep_top(dense, k)
-        own = np.arange(stop - start)
-        keep[own, start + own] = False
-        r, c = np.nonzero(keep)  # row-major: sorted columns within each row, canonical CSR
-        counts = np.bincount(r, minlength=stop - start)
-        return counts, c.astype(np.int32), dense[r, c].astype(np.float32)
+            product = (norms[start + rows] * norms[block.indices]).astype(np.float32)
+            values = values * (product / (product + np.float32(shrink)))
+        keep = np.repeat(lengths <= k, lengths)  # rows with at most k entries keep them all
+        long = np.flatnonzero(lengths > k)
+        if long.size:
+            chosen = _top_in_segments(values, block.indices, block.indptr[long], lengths[long], k)
+            keep[chosen] = True
+        keep &= block.indices != start + rows  # the item itself: a candidate, never kept
+        counts = np.bincount(rows[keep], minlength=stop - start)
+        return counts, block.indices[keep].astype(np.int32), values[keep].astype(np.float32)
 
-    blocks = map_gram_row_blocks(weighted, rows_per_block, neighbours, n_threads=n_threads)
+    pairs = list(itertools.pairwise(bounds))
+    if n_threads <= 1 or len(pairs) <= 1:
+        blocks = [neighbours(a, b) for a, b in pairs]
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            blocks = list(pool.map(lambda ab: neighbours(*ab), pairs))
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(np.concatenate([b[0] for b in blocks]), out=indptr[1:])
     indices = np.concatenate([b[1] for b in blocks])
     data = np.concatenate([b[2] for b in blocks])
-    return sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
+    result = sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
+    result.sort_indices()  # canonical CSR: sorted columns within each row
+    return result
 
 
 def csr_problem(arrays: Arrays, prefix: str, n_rows: int, n_cols: int) -> str | None:
