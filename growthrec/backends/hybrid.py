@@ -131,7 +131,7 @@ class HybridBackend:
         ),
         Param(
             "cold_content_weight",
-            0.5,
+            0.45,
             "weight of the content score for a product nobody bought",
             minimum=0.0,
             maximum=1.0,
