@@ -279,7 +279,6 @@ class ItemKNNBackend:
             0.0,
             "cosine only: x_i·x_j / (|x_i||x_j| + shrink), damping items with few buyers",
             minimum=0,
-            search=(0.0, 100.0),
         ),
         Param("bm25_k1", 1.2, "bm25 only: term-frequency saturation K1", minimum=0),
         Param("bm25_b", 0.75, "bm25 only: item length normalisation B", minimum=0, maximum=1),

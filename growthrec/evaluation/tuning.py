@@ -388,6 +388,12 @@ def sequential_search(
     impl = get_backend(backend)
     if budget < 1:
         raise ParameterError(f"--budget {budget} must be at least 1")
+    if fixed:  # what the caller fixed is not searched
+        space = SearchSpace(
+            {n: v for n, v in space.choices.items() if n not in fixed},
+            {n: v for n, v in space.ranges.items() if n not in fixed},
+            space.log,
+        )
     if not space.choices and not space.ranges:
         raise ParameterError(
             f"{backend}: nothing to search (it declares no search space); give --grid NAME=..."
