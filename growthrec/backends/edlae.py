@@ -114,13 +114,22 @@ class EDLAEBackend:
             "dropout probability p: each item's penalty grows by p/(1-p) x its buyers",
             minimum=0,
             maximum=0.99,
+            search=(0.0, 0.9),
         ),
-        Param("l2", 20.0, "L2 regularisation λ added to every item's penalty", minimum=0),
+        Param(
+            "l2",
+            20.0,
+            "L2 regularisation λ added to every item's penalty",
+            minimum=0,
+            search=(0.1, 5000.0),
+            log=True,
+        ),
         Param(
             "variant",
             "edlae",
             "edlae (emphasised denoising, diag(B) = 0) or dlae (B = (G + Λ)⁻¹ G)",
             choices=VARIANTS,
+            search=VARIANTS,
         ),
         Param(
             "max_items",

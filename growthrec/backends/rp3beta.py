@@ -86,14 +86,23 @@ class RP3betaBackend:
             "exponent of the walk's transition probabilities (1: the plain walk; below 1 "
             "flattens them)",
             minimum=0,
+            search=(0.1, 2.0),
         ),
         Param(
             "beta",
             0.5,
             "landing item divided by its popularity^beta (0: no re-weighting, P3alpha)",
             minimum=0,
+            search=(0.0, 1.0),
         ),
-        Param("neighbors", 200, "items kept per item (the largest walk scores)", minimum=1),
+        Param(
+            "neighbors",
+            200,
+            "items kept per item (the largest walk scores)",
+            minimum=1,
+            search=(10, 1000),
+            log=True,
+        ),
         Param(
             "threads",
             0,

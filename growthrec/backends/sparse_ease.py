@@ -163,13 +163,20 @@ class SparseEASEBackend:
     )
     params = (
         Param(
-            "l2", 500.0, "L2 regularisation λ added to the diagonal of XᵀX (as in ease)", minimum=0
+            "l2",
+            500.0,
+            "L2 regularisation λ added to the diagonal of XᵀX (as in ease)",
+            minimum=0,
+            search=(1.0, 20000.0),
+            log=True,
         ),
         Param(
             "neighbors",
             50,
             "items each item's regression uses (entries per column of B); cost grows with its cube",
             minimum=1,
+            search=(10, 200),
+            log=True,
         ),
         Param(
             "dropout",
@@ -177,6 +184,7 @@ class SparseEASEBackend:
             "EDLAE's dropout p: each predictor's λ grows by p/(1-p) x its buyers (0: EASE's λ)",
             minimum=0,
             maximum=0.99,
+            search=(0.0, 0.9),
         ),
         Param(
             "gram_neighbors",
