@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 def map_gram_row_blocks(
     matrix: sp.csr_matrix,
-    rows_per_block: int,
+    rows_per_block: int | np.ndarray,
     consume: Callable[[int, int, sp.csr_matrix], T],
     *,
     n_threads: int = 1,
@@ -64,21 +64,26 @@ def map_gram_row_blocks(
     """``consume(start, stop, block)`` for each block of rows of the item x item ``XᵀX``.
 
     A block is ``X[:, start:stop]ᵀ X`` as CSR, so memory is bounded by ``n_threads`` blocks,
-    never items x items. Blocks run on ``n_threads`` threads (scipy's sparse product and numpy
-    release the GIL: 1.8x on 2 cores); the results come back in block order.
+    never items x items. ``rows_per_block``: the rows of every block, or the blocks' item
+    boundaries (``0, ..., n_items``). Blocks run on ``n_threads`` threads (scipy's sparse
+    product and numpy release the GIL: 1.8x on 2 cores); the results come back in block order.
     """
     n_items = matrix.shape[1]
     by_item = matrix.tocsc()  # one copy, then every column block is a cheap slice
+    if isinstance(rows_per_block, np.ndarray):
+        bounds = [int(b) for b in rows_per_block]
+    else:
+        bounds = [*range(0, n_items, rows_per_block), n_items]
 
-    def run(start: int) -> T:
-        stop = min(start + rows_per_block, n_items)
+    def run(start_stop: tuple[int, int]) -> T:
+        start, stop = start_stop
         return consume(start, stop, (by_item[:, start:stop].T.tocsr() @ matrix).tocsr())
 
-    starts = range(0, n_items, rows_per_block)
-    if n_threads <= 1 or len(starts) <= 1:
-        return [run(start) for start in starts]
+    blocks = list(itertools.pairwise(bounds))
+    if n_threads <= 1 or len(blocks) <= 1:
+        return [run(block) for block in blocks]
     with ThreadPoolExecutor(n_threads) as pool:
-        return list(pool.map(run, starts))
+        return list(pool.map(run, blocks))
 
 
 def bm25_item_weights(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
@@ -184,15 +189,14 @@ def item_neighbours(
     n_items = weighted.shape[1]
     n_threads = thread_count(n_threads or 0)
     weighted = weighted.astype(np.float32, copy=False)
-    by_item = weighted.T.tocsr()
     budget = max(1, (block_bytes or BLOCK_BYTES) // n_threads // _BYTES_PER_ENTRY)
     total = float(np.diff(weighted.indptr).astype(np.float64) @ np.diff(weighted.indptr))
     # Several blocks per thread even when one would fit, so the threads finish together.
     most = max(1, min(budget, max(2**16, int(total // (4 * n_threads)))))
     bounds = _block_bounds(weighted, most)
 
-    def neighbours(start: int, stop: int) -> tuple[np.ndarray, ...]:
-        block = by_item[start:stop] @ weighted  # unsorted columns within rows
+    def neighbours(start: int, stop: int, block: sp.csr_matrix) -> tuple[np.ndarray, ...]:
+        # The block's columns are unsorted within rows: ties are settled by column below.
         lengths = np.diff(block.indptr)
         rows = np.repeat(np.arange(stop - start), lengths)
         values = block.data
@@ -208,12 +212,7 @@ def item_neighbours(
         counts = np.bincount(rows[keep], minlength=stop - start)
         return counts, block.indices[keep].astype(np.int32), values[keep].astype(np.float32)
 
-    pairs = list(itertools.pairwise(bounds))
-    if n_threads <= 1 or len(pairs) <= 1:
-        blocks = [neighbours(a, b) for a, b in pairs]
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            blocks = list(pool.map(lambda ab: neighbours(*ab), pairs))
+    blocks = map_gram_row_blocks(weighted, bounds, neighbours, n_threads=n_threads)
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(np.concatenate([b[0] for b in blocks]), out=indptr[1:])
     indices = np.concatenate([b[1] for b in blocks])
