@@ -28,6 +28,7 @@ from growthrec.evaluation.tradeoff import (
     SplitSweep,
     TradeoffPoint,
     choose_strengths,
+    diversity_basis,
     kneedle,
     parse_curve,
     sweep_lists,
@@ -140,6 +141,7 @@ def test_strength_is_chosen_on_validation_and_reported_on_test():
     assert choice.strength == 0.2
     assert choice.validation is validation.points[1]
     assert choice.test is test.points[1]
+    assert choice.within_limit
     # with no strength within the limit, the plain list (strength 0) is chosen
     [plain] = choose_strengths(validation, test, ["mmr"], max_ndcg_loss=0.01)
     assert (plain.strength, plain.test.changes["coverage"]) == (0.0, 0.0)
@@ -213,6 +215,9 @@ def test_every_point_is_the_pipelines_lists(shop_split, swept):
 
 def test_each_curve_starts_at_the_plain_list_on_both_splits(shop_split, swept):
     split, validation, _ = shop_split
+    assert (
+        swept.test.diversity_basis == swept.validation.diversity_basis == "category rows (cosine)"
+    )
     assert swept.curves == ("mmr", "popularity", "popularity+mmr", "calibration")
     assert swept.strengths == (0.0, 0.3, 1.0)
     assert swept.test.n_users == split.n_test_users
@@ -236,6 +241,27 @@ def test_each_curve_starts_at_the_plain_list_on_both_splits(shop_split, swept):
         assert choice.test is swept.test.at(choice.curve, choice.strength)
         allowed = [p for p in swept.validation.curve(choice.curve) if p.ndcg_change >= -0.03]
         assert choice.validation.gain("coverage") == max(p.gain("coverage") for p in allowed)
+
+
+def test_a_fixed_penalty_curve_starts_from_the_penalty_alone(shop_split):
+    split, _, attributes = shop_split
+    model = fit_model(split.train, "svd", {"factors": 6}, seed=0, item_attributes=attributes)
+    sweep = sweep_lists(model, split.test, [parse_curve("popularity=0.5+mmr")], (0.4,))
+    start = sweep.at("popularity=0.5+mmr", 0.0)
+    alone = evaluate_lists(
+        model,
+        split.test,
+        (10,),
+        spec=ListSpec(rerank=RerankSpec(popularity_penalty=0.5)),
+        categories=categories_from(attributes["category"]),
+    )
+    assert dict(start.metrics) == pytest.approx({m: alone.metrics[10][m] for m in start.metrics})
+    assert start.metrics != sweep.plain
+    assert start.ndcg_change_se > 0  # measured against the plain list, like every point
+    # when no point of such a curve keeps within the limit, the one losing least is taken
+    losing = _sweep("validation", [_point("f", 0, -0.05, 0.5), _point("f", 0.5, -0.04, 0.9)])
+    [choice] = choose_strengths(losing, losing, ["f"], max_ndcg_loss=0.03)
+    assert (choice.strength, choice.within_limit) == (0.5, False)
 
 
 def test_sweep_lists_keeps_the_rules(shop_split):
@@ -416,3 +442,18 @@ def test_without_matplotlib_one_line_before_any_work(shop, tmp_path, capsys, mon
     message = assert_error(capsys, 1, "tradeoff", "--data", shop, "--output", out)
     assert 'pip install "growthrec[plots]"' in message
     assert not out.exists()
+
+
+def test_diversity_compares_items_by_their_category_rows():
+    # Items a|b, a, c: cosine 1/sqrt(2) between the first two, 0 with the third.
+    data = build_interactions(
+        np.array(["u1", "u1", "u2", "u2", "u3"]), np.array(["i0", "i1", "i1", "i2", "i0"])
+    )
+    attributes = {"category": np.array(["a|b", "a", "c"])}
+    model = fit_model(data, "popularity", seed=0, item_attributes=attributes)
+    name, basis = diversity_basis(model, "category")
+    assert name == "category rows (cosine)"
+    rows = basis["item_vectors"]
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert unit @ unit.T == pytest.approx(np.array([[1, 2**-0.5, 0], [2**-0.5, 1, 0], [0, 0, 1]]))
+    assert diversity_basis(model, "nope")[0] == "item vectors (svd of train)"

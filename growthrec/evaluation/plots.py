@@ -227,7 +227,7 @@ def _chosen_row(choice: Choice, metrics: Sequence[str]) -> list[str]:
     test = choice.test
     return [
         choice.curve,
-        f"{choice.strength:g}",
+        f"{choice.strength:g}" + ("" if choice.within_limit else " (none within the limit)"),
         _percent(choice.validation.ndcg_change),
         f"{test.metrics['ndcg']:.4f}",
         f"{_percent(test.ndcg_change)}±{test.ndcg_change_se * 100:.1f}",

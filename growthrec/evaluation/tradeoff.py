@@ -238,11 +238,13 @@ class Choice:
     strength: float
     validation: TradeoffPoint
     test: TradeoffPoint
+    within_limit: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "curve": self.curve,
             "strength": self.strength,
+            "within_limit": self.within_limit,
             "validation": self.validation.as_dict(),
             "test": self.test.as_dict(),
         }
@@ -404,10 +406,14 @@ def sweep_lists(
     plain = {m: plain[m] for m in kept}
     points: list[TradeoffPoint] = []
     for curve in curves:
-        points.append(
-            TradeoffPoint(curve.name, 0.0, plain, {m: 0.0 for m in kept}, 0.0, plain_short)
-        )
-        for strength in strengths[1:]:
+        # A curve with a fixed popularity penalty starts from that penalty alone, not the plain
+        # list; the others start from the plain list itself.
+        fixed = curve.spec_at(0.0, similarity, window).popularity_penalty > 0
+        if not fixed:
+            points.append(
+                TradeoffPoint(curve.name, 0.0, plain, {m: 0.0 for m in kept}, 0.0, plain_short)
+            )
+        for strength in strengths if fixed else strengths[1:]:
             if on_step is not None:
                 on_step(f"{name}: {curve.name} at {strength:g}")
             metrics, per_user, _, short = measured(curve.spec_at(strength, similarity, window))
@@ -455,12 +461,18 @@ def choose_strengths(
 ) -> tuple[Choice, ...]:
     """Per curve, the strength with the largest ``choose_by`` gain on ``validation`` among
     those losing at most ``max_ndcg_loss`` of the plain NDCG there (the smallest strength on a
-    tie; strength 0 always qualifies), with its ``test`` point."""
+    tie), with its ``test`` point. Strength 0 is the plain list and always qualifies, except
+    on a curve with a fixed popularity penalty: when none of its points does, the one losing
+    least is taken and ``within_limit`` says so."""
     out = []
     for name in curves:
-        allowed = [p for p in validation.curve(name) if p.ndcg_change >= -max_ndcg_loss - 1e-12]
-        best = max(allowed, key=lambda p: (p.gain(choose_by), -p.strength))
-        out.append(Choice(name, best.strength, best, test.at(name, best.strength)))
+        points = validation.curve(name)
+        allowed = [p for p in points if p.ndcg_change >= -max_ndcg_loss - 1e-12]
+        if allowed:
+            best = max(allowed, key=lambda p: (p.gain(choose_by), -p.strength))
+        else:
+            best = max(points, key=lambda p: (p.ndcg_change, -p.strength))
+        out.append(Choice(name, best.strength, best, test.at(name, best.strength), bool(allowed)))
     return tuple(out)
 
 
