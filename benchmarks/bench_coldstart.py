@@ -73,6 +73,9 @@ DATASETS = {
 K = 10
 TASKS = ("cold", "overall", "warm")
 GROWTHREC = ("svd", "als", "ease", "itemknn", "content")
+#: The hybrid at its defaults (content weights chosen on both datasets' validation splits), on
+#: each base model.
+HYBRIDS = (("hybrid", {}), ("hybrid", {"base": "als", "factors": 64}))
 WITHOUT_FEATURES = ("svd", "als")
 LIGHTFM_GRID = [
     {"no_components": c, "epochs": e, "identity": i}
@@ -255,16 +258,21 @@ def have_lightfm() -> bool:
 
 
 def growthrec_tasks(
-    split: Split, backend: str, features: Features | None, tasks: Sequence[str] = TASKS
+    split: Split,
+    backend: str,
+    features: Features | None,
+    tasks: Sequence[str] = TASKS,
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, float], float]:
     """growthrec's NDCG@10 on each task through the protocol itself, and the fit seconds."""
-    result = evaluate_backend(split, backend, ks=(K,), seed=0, item_features=features)
+    result = evaluate_backend(split, backend, params, ks=(K,), seed=0, item_features=features)
     values = {name: float(t.metrics[K]["ndcg"]) for name, t in result.tasks.items()}
     return {name: values[name] for name in tasks}, result.fit_seconds
 
 
-def cold_items_rows(name: str) -> list[dict[str, Any]]:
-    """Every method's validation cold task and test tasks on dataset ``name``."""
+def cold_items_rows(name: str, baselines: bool = True) -> list[dict[str, Any]]:
+    """Every method's validation cold task and test tasks on dataset ``name`` (without the
+    popularity, content-profile and LightFM rows unless ``baselines``)."""
     loaded = load(name)
     events, features = loaded.events, loaded.item_features
     protocol = Protocol("cold-items", test_fraction=0.2)
@@ -276,6 +284,39 @@ def cold_items_rows(name: str) -> list[dict[str, Any]]:
         rows.append({"method": method, "validation cold": valid_cold, **test, **extra})
         print(json.dumps({"dataset": name, **rows[-1]}), flush=True)
 
+    if baselines:
+        add_baselines(add, name, loaded, split, valid)
+    for backend in GROWTHREC:
+        valid_cold = growthrec_tasks(valid, backend, features, ("cold",))[0]["cold"]
+        test, seconds = growthrec_tasks(split, backend, features)
+        add(f"growthrec {backend} + features", valid_cold, test, fit_seconds=round(seconds, 2))
+    for backend, params in HYBRIDS:
+        valid_cold = growthrec_tasks(valid, backend, features, ("cold",), params)[0]["cold"]
+        test, seconds = growthrec_tasks(split, backend, features, TASKS, params)
+        shown = "".join(f", {k}={v}" for k, v in params.items())
+        add(
+            f"growthrec {backend}{shown} + features",
+            valid_cold,
+            test,
+            fit_seconds=round(seconds, 2),
+        )
+    for backend in WITHOUT_FEATURES:
+        test, seconds = growthrec_tasks(split, backend, None)
+        add(f"growthrec {backend}, no features", float("nan"), test, fit_seconds=round(seconds, 2))
+    ours = [r for r in rows if r["method"].startswith("growthrec") and "+ features" in r["method"]]
+    max(ours, key=lambda r: r["validation cold"])["method"] += " (validation's pick)"
+    return rows
+
+
+def add_baselines(
+    add: Callable[..., None],
+    name: str,
+    loaded: LoadedData,
+    split: Split,
+    valid: Split,
+) -> None:
+    """The rows of popularity within category, the content profile and LightFM."""
+    features, train = loaded.item_features, split.train.matrix
     categories = (movielens_categories if name == "movielens" else online_retail_categories)(loaded)
     valid_pop = {
         what: score_tasks(valid, popularity_within_category(valid.train.matrix, c), ("cold",))
@@ -283,7 +324,6 @@ def cold_items_rows(name: str) -> list[dict[str, Any]]:
     }
     best = max(valid_pop, key=lambda what: valid_pop[what]["cold"])
     chosen = categories[best]
-    train = split.train.matrix
     add(
         f"popularity within category ({best})",
         valid_pop[best]["cold"],
@@ -309,16 +349,6 @@ def cold_items_rows(name: str) -> list[dict[str, Any]]:
         )
     else:
         print("lightfm is not installed: its row is left out", flush=True)
-    for backend in GROWTHREC:
-        valid_cold = growthrec_tasks(valid, backend, features, ("cold",))[0]["cold"]
-        test, seconds = growthrec_tasks(split, backend, features)
-        add(f"growthrec {backend} + features", valid_cold, test, fit_seconds=round(seconds, 2))
-    for backend in WITHOUT_FEATURES:
-        test, seconds = growthrec_tasks(split, backend, None)
-        add(f"growthrec {backend}, no features", float("nan"), test, fit_seconds=round(seconds, 2))
-    ours = [r for r in rows if r["method"].startswith("growthrec") and "+ features" in r["method"]]
-    max(ours, key=lambda r: r["validation cold"])["method"] += " (validation's pick)"
-    return rows
 
 
 def cold_users_rows() -> list[dict[str, Any]]:
@@ -460,6 +490,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=[*DATASETS, "all"], default="all")
     parser.add_argument("--scale", action="store_true", help="only the MovieLens-20M-shape timing")
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="growthrec's models only (no popularity, content profile, LightFM, cold customers)",
+    )
     args = parser.parse_args(argv)
     if args.scale:
         rows = scale_rows()
@@ -468,8 +503,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     names = list(DATASETS) if args.dataset == "all" else [args.dataset]
     tables = {}
     for name in names:
-        tables[name] = cold_items_rows(name)
-    users = cold_users_rows() if "online-retail" in names else []
+        tables[name] = cold_items_rows(name, not args.no_baselines)
+    users = cold_users_rows() if "online-retail" in names and not args.no_baselines else []
     for name, rows in tables.items():
         print(f"\n{name}, cold-items protocol, NDCG@10 (full ranking, seed 0)\n")
         print(markdown(rows, ["method", "validation cold", *TASKS]))
