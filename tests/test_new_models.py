@@ -203,6 +203,26 @@ def test_ials_fit_matches_a_dense_alternating_least_squares() -> None:
     np.testing.assert_allclose(arrays["item_factors"], h, atol=1e-3)
 
 
+def test_ials_exact_solver_matches_a_dense_alternating_least_squares() -> None:
+    x = _matrix()
+    d, l2, a0, nu = 3, 0.1, 0.2, 0.5
+    arrays = _fit(
+        "ials", x, factors=d, regularization=l2, unobserved_weight=a0, nu=nu, iterations=2,
+        cg_steps=0, init_std=1.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    rng.standard_normal((60, d))  # the users' start: the exact solve does not need it
+    h = rng.standard_normal((25, d)) / np.sqrt(d)
+    m = x.toarray().astype(float)
+    user_penalty = l2 * ((m > 0).sum(axis=1) + a0 * 25) ** nu
+    item_penalty = l2 * ((m > 0).sum(axis=0) + a0 * 60) ** nu
+    for _ in range(2):
+        w = _exact_rows(m, h, user_penalty, a0)
+        h = _exact_rows(m.T, w, item_penalty, a0)
+    np.testing.assert_allclose(arrays["user_factors"], w, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(arrays["item_factors"], h, rtol=1e-3, atol=1e-5)
+
+
 def test_fold_in_is_the_exact_solve_for_each_basket() -> None:
     x = _matrix()
     h = np.random.default_rng(4).standard_normal((25, 5)).astype(np.float32)

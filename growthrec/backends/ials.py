@@ -16,14 +16,16 @@ regularisation is one λ for every row.
 Each half-step solves, for every customer at once, ``(Σ_i c_ui h_i h_iᵀ + α0 HᵀH + λ_u I) w_u =
 Σ_i c_ui h_i`` by ``cg_steps`` steps of conjugate gradient started from the current factors
 (as ``implicit`` does), vectorised over customers: each step is two sparse products and one
-small GEMM, no Python loop over customers. Factors start as N(0, init_std² / factors).
-Scores are ``w_u · h_i``; a customer not seen in training is folded in with the exact solve of
-the same equation for fixed item factors.
+small GEMM, no Python loop over customers. ``cg_steps=0`` solves exactly instead (``exact_rows``:
+batched GEMMs and LAPACK solves over customers of similar basket length), as Rendle et al.
+do. Factors start as N(0, init_std² / factors). Scores are ``w_u · h_i``; a customer not
+seen in training is folded in with the exact solve of the same equation for fixed items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,7 @@ from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
 
-__all__ = ["IALSBackend", "fold_in", "frequency_regularization", "solve_rows"]
+__all__ = ["IALSBackend", "exact_rows", "fold_in", "frequency_regularization", "solve_rows"]
 
 #: Float32 cells of gathered factor rows per block of a sparse product: small enough to stay
 #: in cache between the gather and the dot products.
@@ -111,6 +113,74 @@ def solve_rows(
     return w
 
 
+def _length_batches(lengths: np.ndarray, width: int, block_cells: int) -> list[np.ndarray]:
+    """Non-empty rows in batches by increasing length, each at most ``block_cells`` when its
+    rows are padded to the batch's longest (``width`` cells per entry)."""
+    order = np.argsort(lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    sorted_lengths = lengths[order]
+    batches = []
+    start = 0
+    while start < order.size:
+        most = max(1, block_cells // (width * int(sorted_lengths[start])))
+        window = sorted_lengths[start : start + most]
+        padded_cells = np.arange(1, window.size + 1) * window * width
+        count = max(1, int(np.searchsorted(padded_cells, block_cells, side="right")))
+        batches.append(order[start : start + count])
+        start += count
+    return batches
+
+
+def exact_rows(
+    matrix: sp.csr_matrix,
+    fixed: np.ndarray,
+    penalty: np.ndarray,
+    unobserved: float,
+    *,
+    dtype: type = np.float32,
+    n_threads: int = 1,
+    block_cells: int = _BLOCK_CELLS,
+) -> np.ndarray:
+    """Every row's exact ``(Σ_j m_rj h_j h_jᵀ + α0 HᵀH + λ_r I)⁻¹ Σ_j m_rj h_j`` (float32).
+
+    Vectorised: rows of similar length are padded into one batch, their ``Σ m h hᵀ`` is a
+    batched GEMM and their systems one batched LAPACK solve (in ``dtype``); an empty row
+    gets the zero solution. Cost: entries x d² for the products, rows x d³ for the solves.
+    """
+    d = fixed.shape[1]
+    matrix = matrix.tocsr()
+    gramian = (unobserved * (fixed.T @ fixed)).astype(dtype)
+    rhs = np.asarray(matrix @ fixed, dtype=dtype)
+    out = np.zeros((matrix.shape[0], d), dtype=np.float32)
+    diagonal = np.arange(d)
+
+    def solve(batch: np.ndarray) -> None:
+        sub = matrix[batch]
+        sizes = np.diff(sub.indptr)
+        owner = np.repeat(np.arange(batch.size), sizes)
+        slot = np.arange(sub.nnz) - np.repeat(sub.indptr[:-1], sizes)
+        padded = np.zeros((batch.size, sizes.max(), d), dtype=dtype)
+        padded[owner, slot] = fixed[sub.indices]
+        weighted = padded.copy()
+        weighted[owner, slot] *= sub.data[:, None].astype(dtype)
+        lhs = np.matmul(padded.transpose(0, 2, 1), weighted)
+        lhs += gramian
+        lhs[:, diagonal, diagonal] += penalty[batch, None].astype(dtype)
+        try:
+            out[batch] = np.linalg.solve(lhs, rhs[batch][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:  # λ = α0 = 0 and a row spanning fewer than d items
+            out[batch] = (np.linalg.pinv(lhs) @ rhs[batch][:, :, None])[:, :, 0]
+
+    batches = _length_batches(np.diff(matrix.indptr), d, block_cells)
+    if n_threads <= 1 or len(batches) <= 1:
+        for batch in batches:
+            solve(batch)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(solve, batches))
+    return out
+
+
 def fold_in(
     item_factors: np.ndarray,
     rows: sp.csr_matrix,
@@ -120,44 +190,20 @@ def fold_in(
     *,
     block_cells: int = _BLOCK_CELLS,
 ) -> np.ndarray:
-    """Exact user factors of new customers for fixed item factors (float32), vectorised.
-
-    Each row's ``(Σ_i m_i h_i h_iᵀ + α0 HᵀH + λ_u I) w = Σ_i m_i h_i``, solved in float64 in
-    batches of rows padded to the batch's longest basket; an empty row gets the zero solution.
-    """
-    n_items, d = item_factors.shape
+    """Exact user factors of new customers for fixed item factors (float32, solved in float64):
+    the fit's own equation for one row, ``exact_rows`` with the row's penalty."""
     rows = rows.tocsr()
-    lengths = np.diff(rows.indptr)
-    penalty = frequency_regularization(lengths, n_items, l2, unobserved, nu).astype(np.float64)
-    gramian = unobserved * (item_factors.T @ item_factors).astype(np.float64)
-    rhs = np.asarray(rows @ item_factors, dtype=np.float64)
-    out = np.zeros((rows.shape[0], d), dtype=np.float32)
-    order = np.argsort(lengths, kind="stable")
-    order = order[lengths[order] > 0]  # an empty basket's solution is 0
-    sorted_lengths = np.maximum(lengths[order], 1)
-    start = 0
-    while start < order.size:
-        # Rows by increasing basket length: a batch is as many as fit padded to its longest.
-        padded_cells = np.arange(1, order.size - start + 1) * sorted_lengths[start:] * d
-        count = max(1, int(np.searchsorted(padded_cells, block_cells, side="right")))
-        batch = order[start : start + count]
-        sub = rows[batch]
-        sizes = np.diff(sub.indptr)
-        owner = np.repeat(np.arange(batch.size), sizes)
-        slot = np.arange(sub.nnz) - np.repeat(sub.indptr[:-1], sizes)
-        padded = np.zeros((batch.size, max(1, sizes.max()), d))
-        weights = np.zeros(padded.shape[:2])
-        padded[owner, slot] = item_factors[sub.indices]
-        weights[owner, slot] = sub.data
-        lhs = np.matmul(padded.transpose(0, 2, 1), padded * weights[:, :, None])
-        lhs += gramian
-        lhs[:, np.arange(d), np.arange(d)] += penalty[batch, None]
-        try:
-            out[batch] = np.linalg.solve(lhs, rhs[batch][:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:  # λ = α0 = 0 and a basket spanning fewer than d items
-            out[batch] = (np.linalg.pinv(lhs) @ rhs[batch][:, :, None])[:, :, 0]
-        start += batch.size
-    return out
+    penalty = frequency_regularization(
+        np.diff(rows.indptr), item_factors.shape[0], l2, unobserved, nu
+    )
+    return exact_rows(
+        rows,
+        item_factors,
+        penalty,
+        unobserved,
+        dtype=np.float64,
+        block_cells=block_cells,
+    )
 
 
 class IALSBackend:
@@ -193,8 +239,8 @@ class IALSBackend:
             "cg_steps",
             3,
             "conjugate-gradient steps per row and sweep, from the previous factors (more: "
-            "closer to the exact solve, slower)",
-            minimum=1,
+            "closer to the exact solve, slower); 0: exact solves (cost grows with factors³)",
+            minimum=0,
         ),
         Param("init_std", 0.1, "factors start as N(0, init_std² / factors)", minimum=0),
         Param(
@@ -225,8 +271,12 @@ class IALSBackend:
         # BLAS at one thread: the products are split over rows on our own threads.
         with threadpool_limits(1, "blas"):
             for _ in range(params["iterations"]):
-                users = solve_rows(by_user, items, users, user_penalty, a0, steps, threads)
-                items = solve_rows(by_item, users, items, item_penalty, a0, steps, threads)
+                if steps == 0:  # exact solves, as Rendle et al.
+                    users = exact_rows(by_user, items, user_penalty, a0, n_threads=threads)
+                    items = exact_rows(by_item, users, item_penalty, a0, n_threads=threads)
+                else:
+                    users = solve_rows(by_user, items, users, user_penalty, a0, steps, threads)
+                    items = solve_rows(by_item, users, items, item_penalty, a0, steps, threads)
         if not (np.isfinite(users).all() and np.isfinite(items).all()):
             raise FloatingPointError("ials: the factors diverged (NaN or infinity)")
         return {"user_factors": users, "item_factors": items}
