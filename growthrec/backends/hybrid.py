@@ -15,6 +15,16 @@ item nobody bought on its features (``cold_content_weight``). Z-scores rather th
 ml-latest-small's cold-items protocol the rank blend's best cold task was 0.116 against the
 z-score blend's 0.128 (content alone 0.125), and it cost the warm task 0.06, as ranks spread
 the many near-zero scores as widely as the few high ones.
+
+Defaults, chosen on the validation splits of ml-latest-small and Online Retail (cold-items
+protocol, seed 0): ``cold_content_weight=0.45`` was best on the one's validation cold task and
+within 0.3% of the best on the other's (0.35–0.45 on Online Retail, 0.45 on ml-latest-small);
+``content_weight=0.3`` lifts the warm task over svd alone on both (the content score corrects
+the factors' taste for best sellers). On the test splits: cold task 0.127 on ml-latest-small
+(content 0.125, svd with features 0.090) and 0.195 on Online Retail (svd 0.194, content 0.170);
+warm task 0.239 and 0.234 against svd's 0.225 and 0.212. The cold margin is thin: over the
+split seeds 0–2 the hybrid beat both models on 4 of the 6 cold tasks (means 0.120 against
+content's 0.118; 0.194 against svd's 0.194).
 """
 
 from __future__ import annotations
