@@ -119,7 +119,12 @@ def test_cli_param_weighting_still_trains_als(tmp_path, capsys) -> None:
 
 
 #: Parameters that fit the 200 x 40 test shop quickly.
-SMALL = {"svd": {"factors": 4}, "als": {"factors": 4, "iterations": 2}, "bpr": {"factors": 4}}
+SMALL = {
+    "svd": {"factors": 4},
+    "als": {"factors": 4, "iterations": 2},
+    "bpr": {"factors": 4},
+    "hybrid": {"factors": 4},
+}
 
 
 def _builtin_names() -> list[str]:
