@@ -2,11 +2,13 @@
 
 Usage (from the repository root):
 
-    python benchmarks/bench_item_models.py ease [items|users|auto]  # Last.fm shape
+    python benchmarks/bench_item_models.py ease [users|items|users-dense]  # Last.fm shape
     python benchmarks/bench_item_models.py itemknn [THREADS]        # Amazon Video Games shape
 
 ``ease`` fits EASE at Last.fm's shape (1,883 customers x 17,626 artists, about 49 each, a
-Zipf-like long tail) in the form asked for, in this process, and prints seconds, the peak of
+Zipf-like long tail) in the form asked for (``users``: what the backend stores, no B;
+``items``: B by the items x items inverse, as before; ``users-dense``: B materialised from the
+users form), in this process, and prints seconds, the peak of
 numpy's allocations (tracemalloc) and the bytes the model stores, then top-10 for every
 customer. Run each form in its own process: a peak is then that form's alone.
 
@@ -61,7 +63,7 @@ def _timed(fit):
     return result, seconds, peak
 
 
-def bench_ease(form: str = "auto", l2: float = 500.0) -> None:
+def bench_ease(form: str = "users", l2: float = 500.0) -> None:
     """One EASE fit at Last.fm shape in ``form``; then top-10 for every customer."""
     from threadpoolctl import threadpool_limits
 
@@ -73,7 +75,7 @@ def bench_ease(form: str = "auto", l2: float = 500.0) -> None:
     with threadpool_limits(2):
         if form == "users":
             arrays, seconds, peak = _timed(lambda: user_form_arrays(matrix, l2))
-        else:  # the dense B, by the items form (today's) or materialised from the users form
+        else:  # the dense B: by the items form (today's), or materialised from the users form
             wanted = "items" if form == "items" else "users"
             b, seconds, peak = _timed(lambda: ease_weights(matrix, l2, form=wanted))
             arrays = {"item_weights": b}

@@ -221,8 +221,12 @@ def user_form_scores(arrays: Arrays, rows: sp.csr_matrix) -> np.ndarray:
     if not x.has_canonical_format:
         x = x.copy()
         x.sum_duplicates()
-    # (x Q)ᵀ = Xᵀ (K⁻¹ (x Xᵀ)ᵀ): every product's output is C-ordered, none is transposed.
-    through_users = arrays["user_gram_inverse"] @ (x @ item_users).toarray().T
+    # (x Q)ᵀ = Xᵀ (K⁻¹ (x Xᵀ)ᵀ), computed transposed so the big products come out C-ordered.
+    baskets_users = x @ item_users
+    if baskets_users.nnz * 16 < baskets_users.shape[0] * n_users:  # few co-buyers: one-item
+        through_users = np.ascontiguousarray((baskets_users @ arrays["user_gram_inverse"]).T)
+    else:  # baskets, as customers have: one BLAS product
+        through_users = arrays["user_gram_inverse"] @ baskets_users.toarray().T
     by_item = item_users @ through_users  # items x rows
     scale = arrays["item_scale"]
     scores = np.empty((x.shape[0], n_items), dtype=np.float32)
