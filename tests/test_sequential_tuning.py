@@ -337,3 +337,16 @@ def test_compare_tune_keeps_param_values_fixed(shop, capsys):
 def test_compare_tune_misuse_is_one_line(shop, capsys, extra, message):
     err = assert_error(capsys, 2, "compare", "--data", shop, "--models", "svd", *extra)
     assert message in err
+
+
+def test_a_setting_proposed_again_reuses_the_first_result(validation):
+    space = SearchSpace({"factors": (2, 4, 8), "normalize": (False, True)})  # 6 settings
+    search = sequential_search(validation, "svd", space, budget=5, seed=0)
+    assert search.method == "tpe" and len(search.history) == 5
+    repeats = [t for t in search.history if t.state == "repeat"]
+    assert repeats  # 5 draws among 6 settings: this seed draws one twice
+    for t in repeats:
+        first = search.history[t.repeat_of]
+        assert first.state == "complete" and first.number < t.number
+        assert (t.params, t.value, t.seconds) == (first.params, first.value, 0.0)
+    assert len(search.ranked("ndcg", 10)) == 5 - len(repeats)
