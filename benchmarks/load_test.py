@@ -399,7 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     os.link(generations[0], served)
 
     service = Service(served, args.workers, args.folder / f"server-{args.workers}.log")
-    result: dict = {"workers": args.workers, "versions": versions}
+    result: dict = {
+        "workers": args.workers,
+        "versions": versions,
+        "machine": _machine(),
+        "load_average_before": os.getloadavg(),
+    }
     try:
         service.wait_loaded()
         result["resident_mib"] = list(service.memory().values())
@@ -417,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             swapper.current = 0 if _get_version(service.port) == versions[0] else 1
             checker = Checker(versions)
+            loads_before = len(_load_seconds(service.log()))
             swapper.start()
             cpu_before = service.cpu_seconds()
             try:
@@ -453,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
                 flip_seconds=[round(f, 2) for f in swapper.flips],
                 mixed_answers=checker.mixed,
                 answers_by_version=checker.seen,
+                # each worker's load and check of each new model (the log's "loaded in")
+                load_seconds=_load_seconds(service.log())[loads_before:],
             )
             result[phase] = figures
             print(f"{phase}: {figures}", file=sys.stderr)
@@ -473,6 +481,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _load_seconds(log: str) -> list[float]:
+    return [float(s) for s in re.findall(r"loaded in ([\d.]+) s", log)]
+
+
+def _machine() -> str:
+    """CPU model and count, and memory, for the figures' caption."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"model name\s*: (.*)", info)
+    memory = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+    gib = int(memory.group(1)) / 2**20 if memory else 0
+    return f"{os.cpu_count()} x {model.group(1) if model else 'unknown CPU'}, {gib:.0f} GiB"
+
+
 def _print_table(result: dict) -> None:
     print(f"workers: {result['workers']}, resident MiB per worker: {result['resident_mib']}")
     if "open" in result:
@@ -491,7 +512,10 @@ def _print_table(result: dict) -> None:
             f"{c['swaps']} (flip <= {c['flip_seconds_max']} s), mixed {c['mixed_answers']}, "
             f"server CPU {c['server_cpu_ms_per_request']} ms/request"
         )
-    print(f"rejected swaps: {result['rejected_swaps']}, load average {result['load_average']}")
+    print(
+        f"rejected swaps: {result['rejected_swaps']}, load average before "
+        f"{result['load_average_before']}, after {result['load_average']}; {result['machine']}"
+    )
 
 
 if __name__ == "__main__":
