@@ -361,4 +361,5 @@ def _winner_line(
         f"{paired.difference:+.4f}{relative}; {paired.confidence:.0%} interval "
         f"{paired.low:+.4f} to {paired.high:+.4f} (paired bootstrap over "
         f"{paired.n_customers:,} test customers, {paired.n_resamples:,} resamples)"
+        + ("; the interval holds 0: not a clear win" if paired.low <= 0 else "")
     )
