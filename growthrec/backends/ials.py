@@ -215,26 +215,31 @@ class IALSBackend:
         "α0|I|)^ν; growthrec's own vectorised solver"
     )
     params = (
-        Param("factors", 64, "number of latent factors", minimum=1),
+        Param("factors", 64, "number of latent factors", minimum=1, search=(16, 256), log=True),
         Param(
             "regularization",
             0.01,
             "λ: the penalty on a row's factors is λ (|I_u| + α0 |I|)^ν",
             minimum=0,
+            search=(1e-4, 1.0),
+            log=True,
         ),
         Param(
             "unobserved_weight",
             0.1,
             "α0: weight of the pull of every (customer, item) pair towards 0",
             minimum=0,
+            search=(1e-3, 1.0),
+            log=True,
         ),
         Param(
             "nu",
             1.0,
             "ν: how the penalty scales with a row's count (0: fixed λ, as implicit; 1: linear)",
             minimum=0,
+            search=(0.0, 1.0),
         ),
-        Param("iterations", 15, "ALS sweeps (customers, then items)", minimum=1),
+        Param("iterations", 15, "ALS sweeps (customers, then items)", minimum=1, fidelity=True),
         Param(
             "cg_steps",
             3,
