@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "test part is never looked at), try parameter settings (a grid, --trials random draws, "
         "or a sequential search of --budget trials), rank them by --metric at --at, and write "
         "the best so 'train --params-file' and 'compare --tuned' reuse them. Without --grid, "
-        "--budget and --trials search the backend's default space (see 'growthrec backends').",
+        "--budget and --trials search the backend's default space (declared with its parameters).",
     )
     add_data_options(p)
     p.add_argument("--model", "--backend", dest="backend", default="svd", help="backend name")
