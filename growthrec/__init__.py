@@ -11,6 +11,7 @@ from growthrec._version import __version__
 from growthrec.backends.contract import Backend, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.backends.registry import available_backends, get_backend
+from growthrec.core.coldstart import ColdStart
 from growthrec.core.interactions import (
     Events,
     IdMap,
@@ -19,6 +20,7 @@ from growthrec.core.interactions import (
     interactions_from_matrix,
 )
 from growthrec.core.model import Model
+from growthrec.core.reranking import RerankSpec
 from growthrec.core.split import Split, split_from_parts, split_leave_one_out, split_ratio
 from growthrec.data.cleaning import Cleaning
 from growthrec.data.frames import events_from_table, interactions_from_table
@@ -35,20 +37,25 @@ from growthrec.errors import (
 )
 from growthrec.evaluation.protocols import Protocol, make_split
 from growthrec.evaluation.runs import Evaluation, evaluate_backend, evaluate_model
+from growthrec.pipeline.catalog import add_items
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import (
     popular_items,
     recommend,
     recommend_baskets,
+    recommend_new_customers,
     similar_items,
     user_indices,
 )
+from growthrec.pipeline.prepared import prepare
+from growthrec.pipeline.rules import ListSpec, parse_filter
 from growthrec.pipeline.scores import basket_scores, scores
 from growthrec.store.modelfile import load_model, save_model
 
 __all__ = [
     "Backend",
     "Cleaning",
+    "ColdStart",
     "Columns",
     "DataError",
     "Evaluation",
@@ -56,6 +63,7 @@ __all__ = [
     "GrowthrecError",
     "IdMap",
     "Interactions",
+    "ListSpec",
     "LoadReport",
     "Model",
     "ModelFileError",
@@ -63,10 +71,12 @@ __all__ = [
     "ParameterError",
     "PluginError",
     "Protocol",
+    "RerankSpec",
     "Split",
     "UnknownBackendError",
     "UnknownIdError",
     "__version__",
+    "add_items",
     "available_backends",
     "basket_scores",
     "build_interactions",
@@ -82,10 +92,13 @@ __all__ = [
     "load_events",
     "load_model",
     "make_split",
+    "parse_filter",
     "popular_items",
+    "prepare",
     "read_interactions",
     "recommend",
     "recommend_baskets",
+    "recommend_new_customers",
     "save_model",
     "scores",
     "similar_items",
