@@ -47,8 +47,10 @@ def _takes_json(parser: argparse.ArgumentParser) -> bool:
     """The parser, or one of its actions' parsers (``models list``, say), takes --json."""
     return any(
         "--json" in action.option_strings
-        or isinstance(action, argparse._SubParsersAction)
-        and any(_takes_json(p) for p in action.choices.values())
+        or (
+            isinstance(action, argparse._SubParsersAction)
+            and any(_takes_json(p) for p in action.choices.values())
+        )
         for action in parser._actions
     )
 
