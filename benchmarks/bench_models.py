@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with ../shared/data present):
 
-    python benchmarks/bench_models.py compare RESULTS_DIR       # the four cells, from tuned params
+    python benchmarks/bench_models.py compare RESULTS_DIR [DATASET ...]  # from tuned params
     python benchmarks/bench_models.py check                     # quick: defaults on both datasets
     python benchmarks/bench_models.py fit-time MODEL [k=v ...]  # one fit at MovieLens-20M shape
     python benchmarks/bench_models.py ials-vs-implicit          # accuracy and time, same data
@@ -119,9 +119,11 @@ def _tuned(results: Path, dataset: str, backend: str) -> dict[str, Any]:
     return json.loads(path.read_text())["params"]
 
 
-def compare(results: Path, backends: Sequence[str] = TODAY + NEW) -> None:
+def compare(
+    results: Path, datasets: Sequence[str] = tuple(DATASETS), backends: Sequence[str] = TODAY + NEW
+) -> None:
     """The four-cell table: every backend tuned, today's best, each new one with its interval."""
-    for dataset in DATASETS:
+    for dataset in datasets:
         split = load_split(dataset)
         scores, seconds, params = {}, {}, {}
         for backend in backends:
@@ -209,7 +211,7 @@ def ials_vs_implicit() -> None:
 if __name__ == "__main__":
     command, *rest = sys.argv[1:] or ["check"]
     if command == "compare":
-        compare(Path(rest[0]))
+        compare(Path(rest[0]), rest[1:] or tuple(DATASETS))
     elif command == "check":
         check()
     elif command == "fit-time":
