@@ -47,9 +47,14 @@ RUNS = {
 def markdown(payload: dict) -> str:
     """The chosen strengths' validation and test figures as a Markdown table."""
     metrics = payload["metrics"]
+    absolute = ("gini", "long_tail")  # values: the plain long-tail share is often 0
     head = ["curve", "strength", "val ΔNDCG", "test NDCG@10", "ΔNDCG ± s.e.", "ΔRecall"]
-    head += [f"Δ{m}" for m in metrics]
+    head += [m if m in absolute else f"Δ{m}" for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    plain = payload["test"]["plain"]
+    cells = ["plain list", "", "", f"{plain['ndcg']:.4f}", "", ""]
+    cells += [f"{plain[m]:.3f}" if m in absolute else "" for m in metrics]
+    lines.append("| " + " | ".join(cells) + " |")
 
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{v * 100:+.1f}%"
@@ -63,10 +68,9 @@ def markdown(payload: dict) -> str:
             f"{t['metrics']['ndcg']:.4f}",
             f"{pct(t['changes']['ndcg'])} ± {t['ndcg_change_se'] * 100:.1f}%",
             pct(t["changes"]["recall"]),
-            *(pct(t["changes"][m]) for m in metrics),
+            *(f"{t['metrics'][m]:.3f}" if m in absolute else pct(t["changes"][m]) for m in metrics),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    plain = payload["test"]["plain"]
     lines.append("")
     lines.append(
         "plain list (test): "
