@@ -56,11 +56,12 @@ log = logging.getLogger("growthrec.serving")
 VERSION_CHARS = 12
 #: Metadata keys of the model file surfaced by the model description when the file has them.
 _META_KEYS = ("format_version", "growthrec_version", "trained_at", "data_fingerprint")
-#: Nice value of the watcher thread, which loads new models (Linux: per thread). Above the
-#: request threads' 0, so a busy worker's answers come first; low enough that a swap still
-#: gets about a third of a core's share on a saturated machine (nice 10 got a tenth: a 0.3 s
-#: load took several seconds under load).
-LOADER_NICE = 5
+#: Nice value of the watcher thread, which loads new models (Linux: per thread). A little above
+#: the request threads' 0, so a saturated worker's answers get ~1.6x the loader's CPU share;
+#: not more, because nice counts against every process on the machine: at nice 10 a 0.4 s
+#: load took 4-9 s (and up to 20 s) on a busy machine, and an unprivileged process cannot
+#: lower its nice again once a swap has waited long enough.
+LOADER_NICE = 2
 
 
 @attrs.frozen
