@@ -194,23 +194,23 @@ _ABSOLUTE = ("gini", "long_tail")
 
 
 def chosen_rows(result: Tradeoff) -> tuple[list[str], list[list[str]]]:
-    """The chosen strengths' table: the plain list first, then per curve the strength, its
+    """The chosen strengths' table: the plain list first, then per curve the strength (s), its
     NDCG change on validation, and its test figures (changes relative to the plain list,
     Gini and long-tail share as values)."""
     metrics = list(result.metrics)
     header = [
         "curve",
-        "strength",
+        "s",
         "val ΔNDCG",
         f"NDCG@{result.k}",
-        "ΔNDCG ± se",
+        "ΔNDCG±se",
         "Δrecall",
         *(_SHORT.get(m, m) if m in _ABSOLUTE else f"Δ{_SHORT.get(m, m)}" for m in metrics),
     ]
     plain = result.test.plain
     rows = [
         [
-            "plain list",
+            "plain",
             "",
             "",
             f"{plain['ndcg']:.4f}",
