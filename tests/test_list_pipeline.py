@@ -689,3 +689,16 @@ def test_list_spec_in_json_follows_the_schemas(shop, model_file, available, tmp_
     check("evaluate", evaluated)
     assert evaluated["list_spec"]["rerank"]["window"] == 3
     assert "exclude_purchased" not in evaluated["list_spec"]
+
+
+def test_derived_tables_stay_bounded_whatever_filters_requests_send(small_shop):
+    """A service takes filters from requests: the cache of filter masks cannot grow forever."""
+    from growthrec.pipeline.prepared import MAX_DERIVED, prepare
+
+    model = fit_model(small_shop, "popularity")
+    prepared = prepare(model)
+    for n in range(MAX_DERIVED + 40):
+        prepared.derive(("filters", n), lambda n=n: np.full(3, n))
+    assert len(prepared.derived) <= MAX_DERIVED
+    last = ("filters", MAX_DERIVED + 39)
+    assert prepared.derived[last].tolist() == [MAX_DERIVED + 39] * 3  # the newest is kept

@@ -28,7 +28,10 @@ from growthrec.core.model import Model
 from growthrec.core.ranking import ItemsByNorm, items_by_norm
 from growthrec.errors import PluginError
 
-__all__ = ["PreparedModel", "prepare"]
+__all__ = ["MAX_DERIVED", "PreparedModel", "prepare"]
+
+#: Derived tables kept per model (filter masks, category tables); past it the cache starts over.
+MAX_DERIVED = 256
 
 
 @attrs.frozen(eq=False)
@@ -53,6 +56,9 @@ class PreparedModel:
         either result is kept: they are equal)."""
         value = self.derived.get(key)
         if value is None:
+            if len(self.derived) >= MAX_DERIVED:
+                # Requests choose filters freely: keep memory bounded, rebuild on demand.
+                self.derived.clear()
             value = self.derived.setdefault(key, build())
         return value
 
