@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +15,7 @@ from growthrec.errors import ModelFileError
 
 __all__ = [
     "NEIGHBOUR_KEYS",
+    "NeighbourScoring",
     "csr_arrays",
     "map_blocks",
     "neighbour_matrix",
@@ -93,3 +94,37 @@ def neighbour_matrix(arrays: Arrays, n_items: int, backend: str) -> sp.csr_matri
         (arrays["similarity_data"], arrays["similarity_indices"], arrays["similarity_indptr"]),
         shape=(n_items, n_items),
     )
+
+
+class NeighbourScoring:
+    """What a model stored as a sparse items x items matrix W (``similarity_*`` CSR arrays,
+    at most ``params["neighbors"]`` entries per item) shares: its checks and ``x·W`` scoring."""
+
+    name: str
+
+    def array_specs(
+        self, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> dict[str, ArraySpec]:
+        """W as CSR: at most ``neighbors`` entries per item."""
+        return neighbour_specs(n_items, n_items * min(params["neighbors"], n_items))
+
+    def check_arrays(
+        self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
+    ) -> None:
+        """The CSR arrays agree with each other and index real items."""
+        problem = similarity_problem(arrays, n_items)
+        if problem:
+            raise ValueError(problem)
+
+    def score(
+        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
+    ) -> np.ndarray:
+        weights = neighbour_matrix(arrays, rows.shape[1], self.name)
+        return (rows.astype(np.float32, copy=False) @ weights).toarray()
+
+    def similar_items(
+        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
+    ) -> np.ndarray:
+        """Row ``i`` of W: what a one-item basket of item ``i`` scores."""
+        n_items = arrays["similarity_indptr"].size - 1
+        return neighbour_matrix(arrays, n_items, self.name)[np.asarray(items)].toarray()

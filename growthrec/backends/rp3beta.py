@@ -23,15 +23,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from growthrec.backends._sparse_neighbours import (
+    NeighbourScoring,
     csr_arrays,
     map_blocks,
-    neighbour_matrix,
-    neighbour_specs,
     top_k_rows,
 )
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.backends.itemknn import similarity_problem
 from growthrec.core.threads import thread_count
 
 __all__ = ["RP3betaBackend", "rp3beta_walk_factors"]
@@ -71,7 +69,7 @@ def rp3beta_walk_factors(
     return binary.tocsc(), step, scale
 
 
-class RP3betaBackend:
+class RP3betaBackend(NeighbourScoring):
     """RP3beta: a random walk item x item model with popularity re-weighting, sparse top-k."""
 
     name = "rp3beta"
@@ -129,33 +127,6 @@ class RP3betaBackend:
             return top_k_rows(dense, params["neighbors"])
 
         return csr_arrays(map_blocks(n_items, rows_per_block, block, threads), n_items)
-
-    def array_specs(
-        self, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> dict[str, ArraySpec]:
-        """W as CSR: at most ``neighbors`` entries per item."""
-        return neighbour_specs(n_items, n_items * min(params["neighbors"], n_items))
-
-    def check_arrays(
-        self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> None:
-        """The CSR arrays agree with each other and index real items."""
-        problem = similarity_problem(arrays, n_items)
-        if problem:
-            raise ValueError(problem)
-
-    def score(
-        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
-    ) -> np.ndarray:
-        weights = neighbour_matrix(arrays, rows.shape[1], self.name)
-        return (rows.astype(np.float32, copy=False) @ weights).toarray()
-
-    def similar_items(
-        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
-    ) -> np.ndarray:
-        """Row ``i`` of W: where walks from item ``i`` land (a one-item basket's scores)."""
-        n_items = arrays["similarity_indptr"].size - 1
-        return neighbour_matrix(arrays, n_items, self.name)[np.asarray(items)].toarray()
 
 
 @hookimpl

@@ -32,14 +32,13 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from growthrec.backends._sparse_neighbours import (
+    NeighbourScoring,
     map_blocks,
-    neighbour_matrix,
-    neighbour_specs,
 )
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.edlae import dropout_penalty
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.backends.itemknn import map_gram_row_blocks, similarity_problem
+from growthrec.backends.itemknn import map_gram_row_blocks
 from growthrec.core.threads import thread_count
 
 __all__ = ["SparseEASEBackend", "sparse_ease_weights"]
@@ -153,7 +152,7 @@ def sparse_ease_weights(
     return out
 
 
-class SparseEASEBackend:
+class SparseEASEBackend(NeighbourScoring):
     """EASE's regressions on each item's nearest neighbours only: sparse B, no items² array."""
 
     name = "sparse_ease"
@@ -218,33 +217,6 @@ class SparseEASEBackend:
             "similarity_indices": weights.indices.astype(np.int32),
             "similarity_data": weights.data.astype(np.float32),
         }
-
-    def array_specs(
-        self, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> dict[str, ArraySpec]:
-        """B as CSR: at most ``neighbors`` entries per item's column."""
-        return neighbour_specs(n_items, n_items * min(params["neighbors"], n_items))
-
-    def check_arrays(
-        self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> None:
-        """The CSR arrays agree with each other and index real items."""
-        problem = similarity_problem(arrays, n_items)
-        if problem:
-            raise ValueError(problem)
-
-    def score(
-        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
-    ) -> np.ndarray:
-        weights = neighbour_matrix(arrays, rows.shape[1], self.name)
-        return (rows.astype(np.float32, copy=False) @ weights).toarray()
-
-    def similar_items(
-        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
-    ) -> np.ndarray:
-        """Row ``i`` of B: what buying item ``i`` predicts (a one-item basket's scores)."""
-        n_items = arrays["similarity_indptr"].size - 1
-        return neighbour_matrix(arrays, n_items, self.name)[np.asarray(items)].toarray()
 
 
 @hookimpl
