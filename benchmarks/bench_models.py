@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with ../shared/data present):
 
-    python benchmarks/bench_models.py compare RESULTS_DIR [DATASET ...]  # from tuned params
+    python benchmarks/bench_models.py compare RESULTS_DIR [CELL ...]  # from tuned params
     python benchmarks/bench_models.py check                     # quick: defaults on both datasets
     python benchmarks/bench_models.py fit-time MODEL [k=v ...]  # one fit at MovieLens-20M shape
     python benchmarks/bench_models.py ials-vs-implicit          # accuracy and time, same data
@@ -31,30 +31,29 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
-#: The two cells' data options, exactly as benchmarks/real_data_results.sh passes them.
+_MOVIELENS = [
+    "--data",
+    str(DATA / "ml-latest-small" / "ratings.csv"),
+    "--preset",
+    "movielens",
+    "--min-weight",
+    "4",
+]
+_ONLINE_RETAIL = [
+    "--data",
+    str(DATA / "online-retail" / "online_retail.parquet"),
+    "--preset",
+    "online-retail",
+]
+_RATIO = ["--protocol", "ratio", "--test-ratio", "0.2"]
+_LATEST = ["--protocol", "leave-one-out", "--by", "latest"]
+#: The four cells' data options, exactly as benchmarks/real_data_results.sh (the first two) and
+#: benchmarks/real_data_cells.sh (all four) pass them; the key is the results subfolder.
 DATASETS = {
-    "movielens": [
-        "--data",
-        str(DATA / "ml-latest-small" / "ratings.csv"),
-        "--preset",
-        "movielens",
-        "--min-weight",
-        "4",
-        "--protocol",
-        "ratio",
-        "--test-ratio",
-        "0.2",
-    ],
-    "online-retail": [
-        "--data",
-        str(DATA / "online-retail" / "online_retail.parquet"),
-        "--preset",
-        "online-retail",
-        "--protocol",
-        "leave-one-out",
-        "--by",
-        "latest",
-    ],
+    "movielens": _MOVIELENS + _RATIO,
+    "online-retail": _ONLINE_RETAIL + _LATEST,
+    "movielens-loo": _MOVIELENS + _LATEST,
+    "online-retail-ratio": _ONLINE_RETAIL + _RATIO,
 }
 #: Today's backends (before issue 16) and the new ones.
 TODAY = ("svd", "als", "bpr", "itemknn", "ease")
@@ -122,24 +121,38 @@ def _tuned(results: Path, dataset: str, backend: str) -> dict[str, Any]:
 def compare(
     results: Path, datasets: Sequence[str] = tuple(DATASETS), backends: Sequence[str] = TODAY + NEW
 ) -> None:
-    """The four-cell table: every backend tuned, today's best, each new one with its interval."""
+    """The four-cell table: every backend tuned, today's best, each new one with its interval.
+
+    A cell whose folder exists compares only the backends tuned there (a ``params.json``)."""
     for dataset in datasets:
         split = load_split(dataset)
         scores, seconds, params = {}, {}, {}
-        for backend in backends:
+        chosen = list(backends)
+        if (results / dataset).is_dir():  # only the backends tuned for this cell
+            chosen = [b for b in chosen if (results / dataset / f"{b}.params.json").exists()]
+        for backend in chosen:
             params[backend] = _tuned(results, dataset, backend)
             scores[backend], seconds[backend] = fit_and_score(split, backend, params[backend])
-        best_today = max((b for b in backends if b in TODAY), key=lambda b: scores[b].mean())
+        best_today = max((b for b in chosen if b in TODAY), key=lambda b: scores[b].mean())
         base = scores[best_today]
         print(f"\n{dataset}: {base.size} customers; today's best {best_today}")
         print("| backend | params | NDCG@10 | vs today's best [95% CI] | fit s |")
         print("|---|---|---|---|---|")
-        for backend in backends:
+        for backend in chosen:
             rel, low, high = paired_bootstrap(scores[backend], base)
             shown = ", ".join(f"{k}={v}" for k, v in params[backend].items() if k != "threads")
             print(
                 f"| `{backend}` | {shown} | {scores[backend].mean():.4f} | "
                 f"{rel:+.1%} [{low:+.1%}, {high:+.1%}] | {seconds[backend]:.2f} |"
+            )
+        new = [b for b in chosen if b in NEW]
+        if new:
+            best_new = max(new, key=lambda b: scores[b].mean())
+            rel, low, high = paired_bootstrap(scores[best_new], base)
+            print(
+                f"best new {best_new} {scores[best_new].mean():.4f} vs {best_today} "
+                f"{base.mean():.4f}: {rel:+.1%} [{low:+.1%}, {high:+.1%}]",
+                flush=True,
             )
 
 
@@ -211,7 +224,8 @@ def ials_vs_implicit() -> None:
 if __name__ == "__main__":
     command, *rest = sys.argv[1:] or ["check"]
     if command == "compare":
-        compare(Path(rest[0]), rest[1:] or tuple(DATASETS))
+        results = Path(rest[0])
+        compare(results, rest[1:] or [d for d in DATASETS if (results / d).is_dir()])
     elif command == "check":
         check()
     elif command == "fit-time":

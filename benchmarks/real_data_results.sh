@@ -3,7 +3,13 @@
 # shared datasets; the README's results tables come from this. Needs ../shared/data.
 # Usage: bash benchmarks/real_data_results.sh [OUTDIR]   (about 40 minutes on 2 cores)
 # TUNE="rp3beta edlae" bash benchmarks/real_data_results.sh OUTDIR  tunes only those backends
-# (the others keep the parameters already in OUTDIR); the comparison always runs every backend.
+# (the others keep the parameters already in OUTDIR); the comparison runs every backend that has
+# parameters in OUTDIR, and popularity.
+# CELLS="movielens-loo online-retail-ratio" picks the cells (default "movielens online-retail"):
+#   movielens            ml-latest-small rating >= 4, per-customer 80/20 holdout (ratio)
+#   online-retail        Online Retail, leave-one-out of each customer's latest purchase
+#   movielens-loo        ml-latest-small rating >= 4, leave-one-out latest
+#   online-retail-ratio  Online Retail, per-customer 80/20 holdout
 # Then: python benchmarks/bench_models.py compare OUTDIR  (per-customer NDCG@10, bootstrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +18,7 @@ data=../shared/data
 mkdir -p "$out"
 tune_all="svd als bpr itemknn ease rp3beta edlae ials sparse_ease"
 tune_only=${TUNE:-$tune_all}
+cells=${CELLS:-movielens online-retail}
 
 tune() {  # name, backend, then growthrec tune options
   local name=$1 backend=$2; shift 2
@@ -39,11 +46,25 @@ run() {  # name, data options..., then --
     --grid nu=0,1 --grid regularization=0.003,0.01,0.03,1,3,10
   tune "$name" sparse_ease "${opts[@]}" --grid l2=50,100,200,400 --grid neighbors=30,50,100 \
     --grid dropout=0,0.2
-  growthrec compare "${opts[@]}" --models svd,als,bpr,itemknn,ease,rp3beta,edlae,ials,sparse_ease,popularity --tuned "$out/$name" \
+  local models=""
+  for backend in $tune_all; do
+    if [ -e "$out/$name/$backend.params.json" ]; then models+="$backend,"; fi
+  done
+  growthrec compare "${opts[@]}" --models "${models}popularity" --tuned "$out/$name" \
     --k 10 --json > "$out/$name-compare.json"
 }
 
-run movielens --data "$data/ml-latest-small/ratings.csv" --preset movielens --min-weight 4 \
-  --protocol ratio --test-ratio 0.2 --
-run online-retail --data "$data/online-retail/online_retail.parquet" --preset online-retail \
-  --protocol leave-one-out --by latest --
+movielens=(--data "$data/ml-latest-small/ratings.csv" --preset movielens --min-weight 4)
+retail=(--data "$data/online-retail/online_retail.parquet" --preset online-retail)
+ratio=(--protocol ratio --test-ratio 0.2)
+latest=(--protocol leave-one-out --by latest)
+for cell in $cells; do
+  case $cell in
+    movielens) run movielens "${movielens[@]}" "${ratio[@]}" -- ;;
+    online-retail) run online-retail "${retail[@]}" "${latest[@]}" -- ;;
+    movielens-loo) run movielens-loo "${movielens[@]}" "${latest[@]}" -- ;;
+    online-retail-ratio) run online-retail-ratio "${retail[@]}" "${ratio[@]}" -- ;;
+    *) echo "unknown cell $cell (movielens, online-retail, movielens-loo, online-retail-ratio)" >&2
+      exit 2 ;;
+  esac
+done
