@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from growthrec.core import IdMap, build_interactions, factorize, rows_from_baskets
+from growthrec.core import interactions as interactions_module
+from growthrec.core.interactions import column_counts
 from growthrec.errors import DataError
 
 
@@ -371,3 +375,24 @@ def test_factorize_hand_case():
     uniques, codes = factorize(np.array([30, 10, 30, 20, 10]))
     np.testing.assert_array_equal(uniques, [10, 20, 30])
     np.testing.assert_array_equal(codes, [2, 0, 2, 1, 0])
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 6), max_size=8, unique=True), min_size=1, max_size=12),
+    st.integers(1, 5),
+)
+def test_column_counts_count_each_columns_entries_across_pieces(
+    rows: list[list[int]], piece: int
+) -> None:
+    """The count of stored entries per column, whatever the piece size (pieces smaller than a
+    row, equal to it, or covering everything)."""
+    indices = np.array([column for row in rows for column in sorted(row)], dtype=np.int32)
+    indptr = np.concatenate([[0], np.cumsum([len(row) for row in rows])])
+    matrix = sp.csr_matrix(
+        (np.ones(indices.size, np.float32), indices, indptr), shape=(len(rows), 7)
+    )
+    expected = [sum(column in row for row in rows) for column in range(7)]
+    with patch.object(interactions_module, "_COUNT_PIECE", piece):
+        counts = column_counts(matrix)
+    assert counts.dtype == np.int64
+    assert counts.tolist() == expected

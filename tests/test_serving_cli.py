@@ -4,7 +4,6 @@ after a swap the old model is gone, so one model is resident (two only while swa
 from __future__ import annotations
 
 import gc
-import os
 import socket
 import sys
 import weakref
@@ -13,13 +12,13 @@ import attrs
 import numpy as np
 import pytest
 from cli_helpers import assert_error
-from serving_helpers import replace_file, shop_model, version_of, wait_until
+from serving_helpers import replace_file, shop_model, version_of
 
 pytest.importorskip("fastapi")
 
 from growthrec.core.interactions import IdMap
 from growthrec.core.model import Model
-from growthrec.serving.holder import LOADER_NICE, ModelHolder, load_served
+from growthrec.serving.holder import ModelHolder, load_served
 from growthrec.store.modelfile import save_model
 
 
@@ -121,17 +120,3 @@ def test_customer_lookup_is_idmaps(tmp_path, ids):
     expected = model.train.users.index(queries).tolist()
     assert [served.customer_index(q) for q in queries] == expected
     assert sum(i >= 0 for i in expected) >= 200  # every real id is found
-
-
-def test_the_loader_runs_a_little_below_the_answers(tmp_path):
-    """The watcher thread (which loads new models) runs at LOADER_NICE, requests at 0."""
-    served = tmp_path / "served.npz"
-    shop_model(served, seed=0)
-    holder = ModelHolder(served)
-    holder.start(0.05)
-    try:
-        wait_until(lambda: holder.current is not None)
-        assert os.getpriority(os.PRIO_PROCESS, holder._thread.native_id) == LOADER_NICE == 2
-        assert os.getpriority(os.PRIO_PROCESS, 0) == 0
-    finally:
-        holder.stop()

@@ -10,7 +10,11 @@ by numpy as before).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ import scipy.sparse as sp
 from growthrec.core.interactions import IdMap, Interactions
 from growthrec.core.model import Model
 from growthrec.errors import ModelFileError
+from growthrec.store import modelfile
 from growthrec.store.modelfile import load_model, save_model
 
 
@@ -94,7 +99,13 @@ def test_unsorted_or_repeated_indices_in_a_row_are_refused(tmp_path, rows):
     )
 
 
-def test_a_flipped_byte_is_the_crc_error_zipfile_gives(tmp_path):
+@pytest.mark.parametrize("crc32", ["isal", "zlib"])
+def test_a_flipped_byte_is_the_crc_error_zipfile_gives(tmp_path, monkeypatch, crc32):
+    """With ISA-L's CRC-32 (the serve extra) and with zlib's, which is used without it."""
+    if crc32 == "zlib":
+        monkeypatch.setattr(modelfile, "_crc32", zlib.crc32)
+    else:
+        assert modelfile._crc32 is pytest.importorskip("isal.isal_zlib").crc32
     path = save_model(_model(_matrix([[0, 1], [2], [3, 4, 5]])), tmp_path / "m.npz")
     raw = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as archive:
@@ -164,3 +175,29 @@ def test_npy_helpers_agree(tmp_path):
     _rewrite(path, v2, as_version_2)
     loaded = load_model(v2)
     assert np.array_equal(loaded.arrays["item_factors"], model.arrays["item_factors"])
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "True False"), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, "False True")],
+)
+def test_a_served_process_asks_for_small_pages_unless_the_user_chose(
+    env: dict[str, str], expected: str
+) -> None:
+    """Huge pages made each swap's allocation wait for memory compaction; a user's explicit
+    ``NUMPY_MADVISE_HUGEPAGE`` is left as they set it."""
+    code = (
+        "import numpy as np\n"
+        "np._core.multiarray._set_madvise_hugepage(True)\n"
+        "from growthrec.serving.holder import small_pages_for_models\n"
+        "print(small_pages_for_models(), np._core.multiarray._get_madvise_hugepage())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert " ".join(out) == expected

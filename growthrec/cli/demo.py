@@ -19,7 +19,7 @@ from growthrec.cli.payloads import data_payload, model_payload
 from growthrec.cli.recommend import ranked_items
 from growthrec.cli.train import model_path_for
 from growthrec.core.features import parse_feature_list
-from growthrec.core.interactions import interactions_from_events
+from growthrec.core.interactions import column_counts, interactions_from_events
 from growthrec.core.model import Model
 from growthrec.data.catalog import read_catalog
 from growthrec.data.features import FeatureSources, load_features
@@ -219,7 +219,7 @@ def _write_new_product(model: Model, path: Path) -> Path:
     """A new SKU in the product line most customers bought from: its brand, line, category,
     and the line's median price. Returns the catalogue file written (``new_items.csv``)."""
     attributes = model.item_attributes
-    buyers = np.bincount(model.train.matrix.indices, minlength=model.train.n_items)
+    buyers = column_counts(model.train.matrix)
     lines, codes = np.unique(attributes["line"], return_inverse=True)
     line = int(np.argmax(np.bincount(codes, weights=buyers)))
     members = np.flatnonzero(codes == line)

@@ -89,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="SECONDS",
         help="how often the model file (or the store's manifest) is checked for a change "
-        "(default: 0.2)",
+        "(default: 0.1)",
     )
     p.add_argument(
         "--log-level",

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from growthrec.backends.registry import get_backend
 from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import Features
-from growthrec.core.interactions import Interactions
+from growthrec.core.interactions import Interactions, column_counts
 from growthrec.core.metrics import HEAD_SHARE, MetricTotals
 from growthrec.core.model import Model
 from growthrec.core.ranking import batch_rows, top_k_batched
@@ -160,7 +160,7 @@ def _buyers(train: Interactions) -> tuple[np.ndarray, int]:
     bought = m.data != 0
     if bought.all():  # the usual case: a built matrix stores no zeros
         counts = np.diff(m.indptr)
-        item_counts = np.bincount(m.indices, minlength=train.n_items)
+        item_counts = column_counts(m)
         return item_counts, int(np.count_nonzero(counts))
     rows = np.repeat(np.arange(train.n_users), np.diff(m.indptr))
     item_counts = np.bincount(m.indices[bought], minlength=train.n_items)
@@ -437,7 +437,7 @@ def evaluate_tasks(
     n_items = model.train.n_items
     if split.cold_items is not None:
         cold = np.asarray(split.cold_items, dtype=bool)
-        seen = np.bincount(model.train.matrix.indices, minlength=n_items) > 0
+        seen = column_counts(model.train.matrix) > 0
         tasks = {
             "cold": (f"the {int(cold.sum()):,} held-out items", cold),
             "overall": (f"all {n_items:,} items", None),

@@ -24,6 +24,7 @@ import numpy as np
 
 from growthrec.backends.contract import Backend, FactorMethods, dot_product_factors
 from growthrec.backends.registry import get_backend
+from growthrec.core.interactions import column_counts
 from growthrec.core.model import Model
 from growthrec.core.ranking import ItemsByNorm, items_by_norm
 from growthrec.errors import PluginError
@@ -119,7 +120,6 @@ def _build(model: Model) -> PreparedModel:
                 f"({n_items}, factors)"
             )
         by_norm = items_by_norm(items)
-    buyers = np.bincount(model.train.matrix.indices, minlength=model.train.n_items)
-    buyers = buyers.astype(np.float32)
+    buyers = column_counts(model.train.matrix).astype(np.float32)
     buyers.flags.writeable = False
     return PreparedModel(impl, methods, by_norm, buyers)

@@ -32,6 +32,11 @@ from growthrec.core.weighting import WEIGHTINGS
 from growthrec.errors import DataError, ModelFileError, ParameterError
 from growthrec.store.atomic import atomic_write
 
+try:  # ISA-L's CRC-32 (the serve extra): 6x zlib's, 15 ms for a 190 MB model instead of 90
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - the same sums, slower
+    from zlib import crc32 as _crc32
+
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_model", "save_model"]
 
 FORMAT_NAME = "growthrec-model"
@@ -250,7 +255,7 @@ def _read_stored(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     ):
         raise _Damaged(f"{info.filename}: its header disagrees with the archive's sizes")
     fp.seek(start)
-    crc = zlib.crc32(fp.read(header_bytes))
+    crc = _crc32(fp.read(header_bytes))
     # The array owns its memory (a view of a byte buffer would be copied again by scipy).
     array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
     view = memoryview(array.reshape(-1, order="A").view(np.uint8))
@@ -258,7 +263,7 @@ def _read_stored(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
         piece = view[at : at + _READ_CHUNK]
         if fp.readinto(piece) != len(piece):
             raise EOFError(f"{info.filename}: the file ends inside the array")
-        crc = zlib.crc32(piece, crc)
+        crc = _crc32(piece, crc)
     if crc != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
     return array
