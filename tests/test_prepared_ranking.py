@@ -74,9 +74,10 @@ def few_user_cases(draw):
     return users, items, exclude_rows, exclude_items, allow_items, k
 
 
+@pytest.mark.parametrize("wide_k", [None, 1], ids=["merged", "collected"])
 @settings(max_examples=300, deadline=None)
 @given(few_user_cases(), st.sampled_from([None, 1, 3]))
-def test_prepared_top_k_equals_ranking_every_score(case, batch_size) -> None:
+def test_prepared_top_k_equals_ranking_every_score(wide_k, case, batch_size) -> None:
     users, items, exclude_rows, exclude_items, allow_items, k = case
     n_rows, n_items = users.shape[0], items.shape[0]
     options = {
@@ -92,6 +93,7 @@ def test_prepared_top_k_equals_ranking_every_score(case, batch_size) -> None:
     with (
         mock.patch.object(ranking, "FIRST_BLOCK_ITEMS", 8),
         mock.patch.object(ranking, "BLOCK_CELLS", 64),
+        mock.patch.object(ranking, "WIDE_K", wide_k or ranking.WIDE_K),
     ):
         prepared = top_k_factors(lambda a, b: users[a:b], n_rows, index, k, **options)
         raw = top_k_factors(lambda a, b: users[a:b], n_rows, items, k, **options)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from growthrec.core import top_k, top_k_batched
+from growthrec.core import ranking, top_k, top_k_batched
 from growthrec.core.ranking import batch_rows, top_k_factors
 from growthrec.errors import ParameterError
 
@@ -374,9 +374,12 @@ def factor_cases(draw):
     return users, items, exclude_rows, exclude_items, allow_items, k
 
 
+@pytest.mark.parametrize("wide_k", [None, 1], ids=["merged", "collected"])
 @settings(max_examples=200, deadline=None)
 @given(factor_cases(), st.sampled_from([None, 7]), st.sampled_from([1, 2]))
-def test_top_k_factors_equals_ranking_every_score(case, batch_size, n_threads):
+def test_top_k_factors_equals_ranking_every_score(wide_k, case, batch_size, n_threads):
+    """Both ways of keeping the lists over the blocks (exact merges for short lists, entries
+    above a rising threshold for long ones) give the lists of ranking every score."""
     users, items, exclude_rows, exclude_items, allow_items, k = case
     options = {
         "exclude_rows": exclude_rows,
@@ -393,6 +396,7 @@ def test_top_k_factors_equals_ranking_every_score(case, batch_size, n_threads):
     with (
         mock.patch("growthrec.core.ranking.FIRST_BLOCK_ITEMS", 8),
         mock.patch("growthrec.core.ranking.BLOCK_CELLS", 256),
+        mock.patch("growthrec.core.ranking.WIDE_K", wide_k or ranking.WIDE_K),
     ):
         got = top_k_factors(
             lambda start, stop: users[start:stop], users.shape[0], items, k, **options

@@ -23,6 +23,7 @@ from growthrec.core.reranking import (
     similarity_from_categories,
     similarity_from_vectors,
     user_category_distribution,
+    user_category_shares,
 )
 from growthrec.core.reranking.dpp import DPP_RIDGE
 from growthrec.errors import ParameterError
@@ -645,3 +646,24 @@ def test_caps_alone_keep_the_plain_order_of_what_they_let_through(batch, n, cap_
             seen[code] = seen.get(code, 0) + 1
             expected.append(int(candidates[u, j]))
         assert out.items[u, : min(n, len(expected))].tolist() == expected[:n]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 9), max_size=6, unique=True), min_size=1, max_size=6),
+    st.lists(st.lists(st.integers(0, 3), max_size=3, unique=True), min_size=10, max_size=10),
+)
+def test_dense_category_shares_equal_the_sparse_distribution(histories, item_categories):
+    """The dense shares a request uses are the sparse distribution the evaluation uses."""
+    table = category_table(
+        sp.csr_matrix(
+            np.array([[c in cats for c in range(4)] for cats in item_categories], dtype=float)
+        )
+    )
+    history = sp.csr_matrix(
+        np.array([[i in bought for i in range(10)] for bought in histories], dtype=np.float32)
+    )
+    dense = user_category_shares(history, table)
+    np.testing.assert_allclose(dense, user_category_distribution(history, table).toarray())
+    sums = dense.sum(axis=1)
+    assert np.allclose(sums[sums > 0], 1.0)

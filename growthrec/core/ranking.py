@@ -65,6 +65,10 @@ ONE_BY_ONE_ROWS = 4
 #: (it scans the loaded libraries) and changes process-wide state that concurrent requests
 #: would race on.
 SMALL_BATCH_ROWS = 64
+#: Lists at least this long (re-ranking's candidates: the top 100-200) are collected by
+#: threshold (``_Collected``) rather than merged exactly block by block (``_Merged``): a block
+#: then costs one comparison per score, not a sort of 2k candidates per user.
+WIDE_K = 48
 #: Rows narrower than this are ranked whole, with one ``np.partition`` (grouping would not pay).
 _GROUPED_MIN_ITEMS = 512
 
@@ -511,6 +515,126 @@ def _rank_one(
     return items, best
 
 
+class _Merged:
+    """The exact top k of each user so far, merged after every block (best for short lists)."""
+
+    def __init__(self, n_users: int, k: int, ordered_ids: np.ndarray) -> None:
+        self.k, self.ordered_ids = k, ordered_ids
+        self.ids = np.full((n_users, k), -1, dtype=np.int64)
+        self.best = np.full((n_users, k), -np.inf, dtype=np.float32)
+
+    def add(self, rows: np.ndarray, lo: int, hi: int, block: np.ndarray) -> np.ndarray:
+        """Merge the scores of items lo:hi for ``rows``; each row's k-th score now."""
+        new_ids, new = _select(block, self.k, self.ordered_ids[lo:hi])
+        if lo:  # merge with what earlier blocks found: an exact top k of the 2k candidates
+            merged_ids = np.concatenate([self.ids[rows], new_ids], axis=1)
+            merged = np.concatenate([self.best[rows], new], axis=1)
+            order = np.lexsort((merged_ids, -merged), axis=-1)[:, : self.k]
+            new_ids = np.take_along_axis(merged_ids, order, axis=1)
+            new = np.take_along_axis(merged, order, axis=1)
+        self.ids[rows], self.best[rows] = new_ids, new
+        return new[:, -1]
+
+    def lists(self) -> tuple[np.ndarray, np.ndarray]:
+        self.ids[np.isneginf(self.best)] = -1
+        return self.ids, self.best
+
+
+class _Collected:
+    """Every score that may still be in a user's top k, kept as (row, item, score) entries.
+
+    A block keeps only the scores at least the user's k-th best so far (a lower bound of the
+    final k-th), and that k-th is raised from the k best values alone (a partition of k plus
+    the few new entries). The lists are sorted once, at the end: one ``np.sort`` of 64-bit
+    keys (row, score, item) for the whole batch. Ties go to the lower item, as everywhere.
+    """
+
+    def __init__(self, n_users: int, k: int, ordered_ids: np.ndarray) -> None:
+        self.k, self.ordered_ids, self.n_users = k, ordered_ids, n_users
+        self.top = np.full((n_users, k), -np.inf, dtype=np.float32)  # k best values, any order
+        self.kth = np.full(n_users, -np.inf, dtype=np.float32)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, rows: np.ndarray, lo: int, hi: int, block: np.ndarray) -> np.ndarray:
+        """Keep the scores of items lo:hi for ``rows`` that may enter; each row's k-th now."""
+        k = self.k
+        if block.size and np.isnan(block.max()):
+            row = int(rows[np.flatnonzero(np.isnan(block).any(axis=1))[0]])
+            raise ParameterError(f"scores of row {row} include NaN; they cannot be ranked")
+        if np.isneginf(self.kth[rows]).all() and block.shape[1] > k:
+            # A first block: its own k-th score bounds what is worth keeping.
+            kth = np.partition(block, block.shape[1] - k, axis=1)[:, block.shape[1] - k]
+            np.maximum(kth, self.kth[rows], out=kth)
+        else:
+            kth = self.kth[rows]
+        keep = block >= kth[:, None]
+        if np.isneginf(kth).any():  # such rows keep everything but the excluded items
+            keep &= block > -np.inf
+        # One flat index per entry: 1-D nonzero is several times faster than 2-D.
+        flat = np.flatnonzero(keep)
+        at_row, at = np.divmod(flat, block.shape[1])
+        values = block.reshape(-1)[flat]
+        self.parts.append((rows[at_row], self.ordered_ids[lo + at], values))
+        # The k best values of each row, from the old k best and the new entries.
+        counts = np.bincount(at_row, minlength=rows.size)
+        width = int(counts.max()) if counts.size else 0
+        if width:
+            pool = np.full((rows.size, k + width), -np.inf, dtype=np.float32)
+            pool[:, :k] = self.top[rows]
+            starts = np.cumsum(counts) - counts
+            pool[at_row, k + np.arange(at_row.size) - starts[at_row]] = values
+            self.top[rows] = np.partition(pool, width, axis=1)[:, width:]
+        self.kth[rows] = self.top[rows].min(axis=1)
+        return self.kth[rows]
+
+    def lists(self) -> tuple[np.ndarray, np.ndarray]:
+        k, n_users = self.k, self.n_users
+        items = np.full((n_users, k), -1, dtype=np.int64)
+        scores = np.full((n_users, k), -np.inf, dtype=np.float32)
+        if not self.parts:
+            return items, scores
+        rows, ids, values = (np.concatenate(column) for column in zip(*self.parts, strict=True))
+        keep = values >= self.kth[rows]
+        rows, ids, values = rows[keep], ids[keep], values[keep] + np.float32(0.0)  # -0 -> 0
+        max_id = int(self.ordered_ids.max(initial=0))
+        rows, ids, values = _sorted_entries(rows, ids, values, n_users, max_id)
+        counts = np.bincount(rows, minlength=n_users)
+        rank = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
+        first = rank < k  # ties at the k-th score: the lower items are first, the rest go
+        items[rows[first], rank[first]] = ids[first]
+        scores[rows[first], rank[first]] = values[first]
+        return items, scores
+
+
+def _sorted_entries(
+    rows: np.ndarray, ids: np.ndarray, values: np.ndarray, n_rows: int, max_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries in order of row, then score descending, then item ascending.
+
+    One ``np.sort`` of uint64 keys when row, score and item fit in 64 bits (the score's 32
+    bits mapped so that the keys' order is the float order, and back: nothing is rounded);
+    ``np.lexsort`` otherwise. No score may be NaN, and -0.0 must be given as 0.0.
+    """
+    row_bits, id_bits = max(n_rows - 1, 1).bit_length(), max(max_id, 1).bit_length()
+    if row_bits + 32 + id_bits > 64:
+        order = np.lexsort((ids, -values, rows))
+        return rows[order], ids[order], values[order]
+    top, all_bits = np.uint64(1 << 31), np.uint64(0xFFFFFFFF)
+    bits = values.view(np.uint32).astype(np.uint64)
+    rising = np.where(bits >= top, all_bits - bits, bits | top)  # unsigned order = float order
+    keys = rows.astype(np.uint64) << np.uint64(32 + id_bits)
+    keys |= (all_bits - rising) << np.uint64(id_bits)  # falling scores
+    keys |= ids.astype(np.uint64)
+    keys.sort()
+    rising = all_bits - ((keys >> np.uint64(id_bits)) & all_bits)
+    bits = np.where(rising >= top, rising & ~top, all_bits - rising)
+    return (
+        (keys >> np.uint64(32 + id_bits)).astype(np.int64),
+        (keys & np.uint64((1 << id_bits) - 1)).astype(np.int64),
+        bits.astype(np.uint32).view(np.float32),
+    )
+
+
 def _rank_by_norm(
     users: np.ndarray,
     ordered: np.ndarray,
@@ -535,8 +659,7 @@ def _rank_by_norm(
     n_pool = ordered.shape[0]
     rising = -falling_norms
     user_norms = np.sqrt(np.square(users, dtype=np.float64).sum(axis=1))
-    best_ids = np.full((n_users, k), -1, dtype=np.int64)
-    best = np.full((n_users, k), -np.inf, dtype=np.float32)
+    found = (_Collected if k >= WIDE_K else _Merged)(n_users, k, ordered_ids)
     reach = np.full(n_users, n_pool)  # how far in visiting order each user must go
 
     def visit(rows: np.ndarray, lo: int, hi: int, at_rows: np.ndarray, at: np.ndarray) -> None:
@@ -548,17 +671,9 @@ def _rank_by_norm(
             block[:, banned_at[lo_ban:hi_ban] - lo] = -np.inf
         if at.size:
             block.reshape(-1)[at_rows * (hi - lo) + (at - lo)] = -np.inf
-        new_ids, new = _select(block, k, ordered_ids[lo:hi])
-        if lo:  # merge with what earlier blocks found: an exact top k of the 2k candidates
-            merged_ids = np.concatenate([best_ids[rows], new_ids], axis=1)
-            merged = np.concatenate([best[rows], new], axis=1)
-            order = np.lexsort((merged_ids, -merged), axis=-1)[:, :k]
-            new_ids = np.take_along_axis(merged_ids, order, axis=1)
-            new = np.take_along_axis(merged, order, axis=1)
-        best_ids[rows], best[rows] = new_ids, new
         # Items past position p score at most ‖u‖ * norm[p]; once that is below the user's
         # k-th score, the rest cannot enter. A k-th score <= 0 bounds nothing.
-        kth = new[:, -1].astype(np.float64)
+        kth = found.add(rows, lo, hi, block).astype(np.float64)
         positive = np.flatnonzero(kth > 0)
         limit = np.full(rows.size, n_pool)
         bound = kth[positive] / (user_norms[rows[positive]] * margin)
@@ -570,8 +685,7 @@ def _rank_by_norm(
     visit(np.arange(n_users), 0, first, seen_rows[early], seen_at[early])
     left = np.flatnonzero(reach > first)
     if not left.size:
-        best_ids[np.isneginf(best)] = -1
-        return best_ids, best
+        return found.lists()
     left = left[np.argsort(reach[left], kind="stable")]
     # The exclusions still to come, of the users left, grouped in the order of ``left``.
     slot = np.full(n_users, -1, dtype=np.int64)
@@ -602,5 +716,4 @@ def _rank_by_norm(
             at_rows, at = at_rows[at >= hi], at[at >= hi]
             active = active[reach[group[active]] > hi]
             lo, width = hi, 2 * width
-    best_ids[np.isneginf(best)] = -1
-    return best_ids, best
+    return found.lists()

@@ -22,6 +22,7 @@ from growthrec.core.reranking import (
     similarity_from_categories,
     similarity_from_vectors,
     user_category_distribution,
+    user_category_shares,
 )
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import (
@@ -48,6 +49,10 @@ __all__ = [
     "similar_items",
     "user_indices",
 ]
+
+#: Customers x categories up to which calibration's target shares are built dense (a request,
+#: a batch of a shop with few categories); beyond, sparse, as the evaluation builds them.
+DENSE_SHARES_CELLS = 1 << 22
 
 
 def known_items(model: Model, item_ids: Sequence[object]) -> tuple[list[object], list[object]]:
@@ -166,7 +171,9 @@ def _reranked(
             context["categories"] = table
             if rerank_spec.kind == "calibration":
                 history = rows[0 : rows.shape[0]]
-                context["user_categories"] = user_category_distribution(history, table)
+                small = history.shape[0] * table.n_categories <= DENSE_SHARES_CELLS
+                shares = user_category_shares if small else user_category_distribution
+                context["user_categories"] = shares(history, table)
         if rerank_spec.kind in ("mmr", "dpp"):
             context["similarity"] = prepared.derive(
                 ("similarity", rerank_spec.similarity, spec.category),

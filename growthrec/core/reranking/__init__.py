@@ -6,6 +6,7 @@ from growthrec.core.reranking.calibration import (
     CALIBRATION_ALPHA,
     kl_smoothed,
     user_category_distribution,
+    user_category_shares,
 )
 from growthrec.core.reranking.rerank import Reranked, rerank
 from growthrec.core.reranking.rules import Cap, mask_candidates
@@ -36,4 +37,5 @@ __all__ = [
     "similarity_from_categories",
     "similarity_from_vectors",
     "user_category_distribution",
+    "user_category_shares",
 ]

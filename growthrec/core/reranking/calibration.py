@@ -15,7 +15,13 @@ import scipy.sparse as sp
 from growthrec.core.reranking.rules import ListBuilder
 from growthrec.core.reranking.similarity import CategoryTable
 
-__all__ = ["CALIBRATION_ALPHA", "calibration_lists", "kl_smoothed", "user_category_distribution"]
+__all__ = [
+    "CALIBRATION_ALPHA",
+    "calibration_lists",
+    "kl_smoothed",
+    "user_category_distribution",
+    "user_category_shares",
+]
 
 #: Steck's smoothing of the list's distribution towards the customer's.
 CALIBRATION_ALPHA = 0.01
@@ -30,6 +36,22 @@ def user_category_distribution(history: sp.spmatrix, categories: CategoryTable) 
     totals = np.asarray(mass.sum(axis=1)).ravel()
     scale = np.where(totals > 0, 1.0 / np.where(totals > 0, totals, 1.0), 0.0)
     return sp.csr_matrix(sp.diags(scale) @ mass)
+
+
+def user_category_shares(history: sp.spmatrix, categories: CategoryTable) -> np.ndarray:
+    """``user_category_distribution`` as a dense (n_users, n_categories) array, for a few
+    customers: one ``np.bincount``, where the sparse product cost 0.6 ms for one request."""
+    bought = sp.csr_matrix(history)
+    n_users = bought.shape[0]
+    rows = np.repeat(np.arange(n_users), np.diff(bought.indptr))
+    codes, weights = categories.codes[bought.indices], categories.weights[bought.indices]
+    keep = codes >= 0
+    rows = np.broadcast_to(rows[:, None], codes.shape)[keep]
+    n = categories.n_categories
+    mass = np.bincount(rows * n + codes[keep], weights[keep], minlength=n_users * n)
+    mass = mass.reshape(n_users, n).astype(np.float64, copy=False)  # int64 when empty
+    totals = mass.sum(axis=1, keepdims=True)
+    return np.divide(mass, totals, out=np.zeros_like(mass), where=totals > 0)
 
 
 def kl_smoothed(p: np.ndarray, q: np.ndarray, alpha: float = CALIBRATION_ALPHA) -> np.ndarray:
@@ -58,28 +80,31 @@ def calibration_lists(
     b, m, k = codes.shape
     rows = np.arange(b)
     has = target > 0
+    # One error state for the whole loop: each step's few small arrays cost less than
+    # entering it (a request's 10 steps were a third of its re-ranking).
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = np.where(has, target * np.log(target), 0.0).sum(axis=1)
-    flat = np.where(codes >= 0, codes, 0).reshape(b, m * k)
-    p_at = np.take_along_axis(target, flat, axis=1).reshape(b, m, k) * (codes >= 0)
-    listed = np.zeros_like(target)
-    size = np.zeros(b)
-    for step in range(builder.positions.shape[1]):
-        share = (1.0 - alpha) / (size + 1.0)
-        base = share[:, None] * listed + alpha * target
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_base = np.where(has, np.log(base), 0.0)
-            cross = (target * log_base).sum(axis=1)
-            base_at = np.take_along_axis(base, flat, axis=1).reshape(b, m, k)
+        flat = np.where(codes >= 0, codes, 0).reshape(b, m * k)
+        at = (rows[:, None], flat)
+        p_at = target[at].reshape(b, m, k) * (codes >= 0)
+        listed = np.zeros_like(target)
+        size = np.zeros(b)
+        for step in range(builder.positions.shape[1]):
+            share = (1.0 - alpha) / (size + 1.0)
+            base = share[:, None] * listed + alpha * target
+            cross = (target * np.where(has, np.log(base), 0.0)).sum(axis=1)
+            base_at = base[at].reshape(b, m, k)
             # Where p is 0 the term is 0 (the tiny keeps 0 * log1p(x / 0) from being NaN).
             gained = np.log1p(share[:, None, None] * weights / (base_at + 1e-300))
             delta = (p_at * gained).sum(axis=2)
-        kl = (entropy - cross)[:, None] - delta
-        chosen, found = builder.take(step, (1.0 - strength) * relevance - strength * kl)
-        if not found.any():
-            break
-        picked = rows[found]
-        item_codes = codes[picked, chosen[found]]
-        item_weights = np.where(item_codes >= 0, weights[picked, chosen[found]], 0.0)
-        np.add.at(listed, (picked[:, None], np.where(item_codes >= 0, item_codes, 0)), item_weights)
-        size[picked] += 1.0
+            kl = (entropy - cross)[:, None] - delta
+            chosen, found = builder.take(step, (1.0 - strength) * relevance - strength * kl)
+            if not found.any():
+                break
+            picked = rows[found]
+            item_codes = codes[picked, chosen[found]]
+            item_weights = np.where(item_codes >= 0, weights[picked, chosen[found]], 0.0)
+            np.add.at(
+                listed, (picked[:, None], np.where(item_codes >= 0, item_codes, 0)), item_weights
+            )
+            size[picked] += 1.0

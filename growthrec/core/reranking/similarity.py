@@ -36,13 +36,19 @@ class CategoryTable:
     codes: np.ndarray = attrs.field(eq=_array_eq)
     weights: np.ndarray = attrs.field(eq=_array_eq)
     n_categories: int
+    _matrix: sp.csr_matrix = attrs.field(init=False, eq=False, repr=False)
 
     @property
     def n_items(self) -> int:
         return int(self.codes.shape[0])
 
     def matrix(self) -> sp.csr_matrix:
-        """The (n_items, n_categories) CSR matrix of the split weights."""
+        """The (n_items, n_categories) CSR matrix of the split weights (built once: calibration
+        asks for it on every request, and building it cost 0.5 ms at 27,000 items)."""
+        return self._matrix
+
+    @_matrix.default
+    def _build_matrix(self) -> sp.csr_matrix:
         rows = np.repeat(np.arange(self.n_items), self.codes.shape[1]).reshape(self.codes.shape)
         keep = self.codes >= 0
         return sp.csr_matrix(
