@@ -7,7 +7,8 @@ categories. For each re-ranker: ``recommend(model, users, spec=ListSpec(n=10, re
 plain top 10), over a batch of users on one thread; and one request (one user): the whole
 call, and its re-ranking alone (the call less the plain top 200 of that user). The plain top
 200 alone shows what the candidates cost: the pruned top-10 of a factor model skips most items,
-the top 200 cannot.
+the top 200 cannot. The peer: implicit's ``recommend`` (its C++ top-k over every score, one
+thread) on the very same factors and purchases, top 10 and top 200, where implicit is installed.
 
     python -m benchmarks.bench_rerank_pipeline                 # 20,000 users
     python -m benchmarks.bench_rerank_pipeline --users 138493  # every user
@@ -102,6 +103,40 @@ def measure(model: Model, n_users: int, repeats: int = 2) -> dict[str, dict[str,
     return out
 
 
+def implicit_peer(model: Model, n_users: int) -> dict[str, dict[str, float]]:
+    """implicit's ``recommend`` on this model's factors (purchases filtered), one thread."""
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+    except ImportError:
+        return {}
+    from growthrec.backends.contract import dot_product_factors
+    from growthrec.backends.registry import get_backend
+
+    item_factors, user_factors = dot_product_factors(get_backend(model.backend))
+    users = np.arange(min(n_users, model.train.n_users))
+    rows = model.train.matrix[users].tocsr()
+    peer = AlternatingLeastSquares(factors=FACTORS, num_threads=1)
+    peer.item_factors = np.ascontiguousarray(item_factors(model.arrays, model.params), np.float32)
+    peer.user_factors = np.ascontiguousarray(
+        user_factors(model.arrays, model.params, rows, users), np.float32
+    )
+    out = {}
+    with threadpool_limits(1):
+        peer.recommend(users[:1000], rows[:1000], N=TOP)  # warm up
+        for n in (TOP, 200):
+            seconds = _timed(lambda n=n: peer.recommend(users, rows, N=n))
+            out[f"implicit recommend, top-{n} (same factors)"] = {
+                "per_user": seconds / users.size,
+                "request": float("nan"),
+                "reranking": 0.0,
+            }
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return "—" if np.isnan(seconds) else f"{seconds * 1e3:.2f}"
+
+
 def report(results: dict[str, dict[str, float]], n_users: int) -> str:
     """The figures as Markdown: µs per user, x plain, the whole count, one request."""
     plain = results["plain top-10"]["per_user"]
@@ -116,8 +151,7 @@ def report(results: dict[str, dict[str, float]], n_users: int) -> str:
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['per_user'] * 1e6:.1f} | {r['per_user'] / plain:.2f} | "
-            f"{r['per_user'] * USERS:.1f} | {r['request'] * 1e3:.2f} | "
-            f"{r['reranking'] * 1e3:.2f} |"
+            f"{r['per_user'] * USERS:.1f} | {_ms(r['request'])} | {_ms(r['reranking'])} |"
         )
     return "\n".join(lines)
 
@@ -130,7 +164,8 @@ def main() -> None:
     start = time.perf_counter()
     model = build_model()
     print(f"model built and fitted in {time.perf_counter() - start:.0f} s")
-    print(report(measure(model, args.users, args.repeats), min(args.users, USERS)))
+    results = measure(model, args.users, args.repeats) | implicit_peer(model, args.users)
+    print(report(results, min(args.users, USERS)))
 
 
 if __name__ == "__main__":
