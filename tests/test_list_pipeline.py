@@ -116,6 +116,7 @@ def test_recommend_export_and_evaluate_make_identical_lists(shop, available, tmp
         "popularity_penalty": 0.1,
         "similarity": "categories",
         "window": None,
+        "aggregate": "max",
     }
 
     # The model evaluate fitted, rebuilt from the same arguments, saved for recommend/export.
@@ -674,6 +675,7 @@ def test_list_spec_in_json_follows_the_schemas(shop, model_file, available, tmp_
             "popularity_penalty": 0.1,
             "similarity": "categories",
             "window": None,
+            "aggregate": "max",
         },
         "candidates": 30,
         "category_col": "category",

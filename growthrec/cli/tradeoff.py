@@ -66,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rerankers",
         default=None,
         metavar="A,B+C",
-        help="curves to draw: mmr, dpp, calibration, popularity, and compositions such as "
+        help="curves to draw: mmr, mmr-mean (MMR penalising the mean similarity), dpp, "
+        "calibration, popularity, and compositions such as "
         "popularity+mmr (both at each strength) or popularity=0.1+mmr (a fixed penalty) "
         f"(default: {','.join(DEFAULT_CURVES)}; calibration only with categories)",
     )

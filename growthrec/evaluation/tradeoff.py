@@ -64,7 +64,7 @@ TRADEOFF_METRICS = ("coverage", "diversity", "gini", "long_tail", "novelty", "mi
 #: Metrics where lower is better: their gain is a decrease.
 LOWER_IS_BETTER = frozenset({"gini", "miscalibration"})
 #: What a curve is made of; ``popularity`` composes with one of the others.
-CURVE_PARTS = ("mmr", "dpp", "calibration", "popularity")
+CURVE_PARTS = ("mmr", "mmr-mean", "dpp", "calibration", "popularity")
 DEFAULT_CURVES = ("mmr", "dpp", "calibration", "popularity", "popularity+mmr")
 DEFAULT_STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
@@ -96,12 +96,14 @@ class Curve:
         beta = 0.0
         if self.penalised:
             beta = strength if self.popularity is None else self.popularity
+        mean = self.kind == "mmr-mean"  # MMR penalising the mean similarity (RerankSpec.aggregate)
         return RerankSpec(
-            self.kind,
+            "mmr" if mean else self.kind,
             strength if self.kind != "none" else 0.0,
             beta,
             similarity,
             window if self.kind == "dpp" else None,
+            "mean" if mean else "max",
         )
 
 
@@ -496,7 +498,7 @@ def _check_curves(
                 f"has no column {column!r} (columns: {known}); drop it or name the column with "
                 "--category-col"
             )
-        if curve.kind in ("mmr", "dpp") and similarity == "categories":
+        if curve.kind in ("mmr", "mmr-mean", "dpp") and similarity == "categories":
             raise ParameterError(
                 f"--rerankers {curve.name}: {curve.kind} by categories needs item categories, "
                 f"and the catalogue has no column {column!r} (columns: {known}); use "

@@ -135,7 +135,12 @@ def list_spec(model: Model, request: Any, allow: list[str] | None, deny: list[st
         given = request.rerank
         try:
             rerank = RerankSpec(
-                given.kind, given.strength, given.popularity_penalty, given.similarity, given.window
+                given.kind,
+                given.strength,
+                given.popularity_penalty,
+                given.similarity,
+                given.window,
+                given.aggregate,
             )
         except ParameterError as exc:
             raise FieldError("rerank", str(exc).removeprefix("rerank: ")) from None

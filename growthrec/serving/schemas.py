@@ -21,7 +21,7 @@ from pydantic import (
     Tag,
 )
 
-from growthrec.core.reranking.spec import RERANKERS, SIMILARITIES
+from growthrec.core.reranking.spec import MMR_AGGREGATES, RERANKERS, SIMILARITIES
 from growthrec.pipeline.rules import DEFAULT_CANDIDATES, FILTER_OPERATORS
 
 __all__ = [
@@ -110,6 +110,11 @@ class RerankRequest(_Request):
     )
     window: int | None = Field(
         None, ge=2, le=MAX_N, description="DPP only: diverse over any `window` consecutive items."
+    )
+    aggregate: Literal[MMR_AGGREGATES] = Field(  # type: ignore[valid-type]
+        "max",
+        description="MMR only: penalise the largest (`max`) or the mean (`mean`) similarity to "
+        "the items already chosen; `mean` raises intra-list diversity more for the same accuracy.",
     )
 
 

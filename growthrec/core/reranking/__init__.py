@@ -18,10 +18,11 @@ from growthrec.core.reranking.similarity import (
     similarity_from_categories,
     similarity_from_vectors,
 )
-from growthrec.core.reranking.spec import RERANKERS, SIMILARITIES, RerankSpec
+from growthrec.core.reranking.spec import MMR_AGGREGATES, RERANKERS, SIMILARITIES, RerankSpec
 
 __all__ = [
     "CALIBRATION_ALPHA",
+    "MMR_AGGREGATES",
     "RERANKERS",
     "SIMILARITIES",
     "Cap",

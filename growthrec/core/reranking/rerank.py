@@ -207,7 +207,7 @@ def rerank(
             else:
                 block = gather_similarity(similarity, batch)
                 if spec.kind == "mmr":
-                    mmr_lists(relevance, block, builder, spec.strength)
+                    mmr_lists(relevance, block, builder, spec.strength, spec.aggregate)
                 else:
                     dpp_lists(relevance, block, builder, spec.strength, spec.window)
             positions, gains = builder.positions, builder.gains

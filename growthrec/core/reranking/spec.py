@@ -8,12 +8,15 @@ import attrs
 
 from growthrec.errors import ParameterError
 
-__all__ = ["RERANKERS", "SIMILARITIES", "RerankSpec"]
+__all__ = ["MMR_AGGREGATES", "RERANKERS", "SIMILARITIES", "RerankSpec"]
 
 #: Re-rankers by name: ``none`` keeps the relevance order (the popularity penalty still applies).
 RERANKERS = ("none", "mmr", "dpp", "calibration")
 #: Where item similarity comes from: catalogue categories, item feature rows, the model's factors.
 SIMILARITIES = ("categories", "features", "factors")
+#: How MMR sums up a candidate's similarity to the items already chosen: the largest (Carbonell
+#: & Goldstein) or the mean (Ziegler et al. 2005; what intra-list diversity averages).
+MMR_AGGREGATES = ("max", "mean")
 #: What each strength means, for the one-line errors (all lie in [0, 1]; 0 = the plain ranking).
 _STRENGTH_MEANING = {
     "none": "unused",
@@ -31,6 +34,8 @@ class RerankSpec:
     ``similarity`` says which item table MMR and the DPP compare items with; calibration always
     uses the categories. ``window`` (DPP only) is the sliding window of Chen et al.: a list need
     only be diverse over any ``window`` consecutive items (``None``: the whole list).
+    ``aggregate`` (MMR only) penalises the largest (``max``) or the mean (``mean``) similarity
+    to the items already chosen; ``mean`` raises intra-list diversity, a mean, more per step.
     """
 
     kind: str = "none"
@@ -38,6 +43,7 @@ class RerankSpec:
     popularity_penalty: float = 0.0
     similarity: str = "categories"
     window: int | None = None
+    aggregate: str = "max"
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in RERANKERS:
@@ -70,6 +76,15 @@ class RerankSpec:
                 )
             if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 2:
                 raise ParameterError(f"rerank: window={self.window!r} must be an integer >= 2")
+        if self.aggregate not in MMR_AGGREGATES:
+            raise ParameterError(
+                f"rerank: unknown aggregate {self.aggregate!r}; choose one of "
+                f"{', '.join(MMR_AGGREGATES)}"
+            )
+        if self.aggregate != "max" and self.kind != "mmr":
+            raise ParameterError(
+                f"rerank: aggregate={self.aggregate} applies to the mmr re-ranker only"
+            )
 
     @property
     def needs_categories(self) -> bool:
