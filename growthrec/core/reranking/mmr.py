@@ -47,7 +47,8 @@ def mmr_lists(
         if total is not None:
             # A row whose list ended adds nothing more: its gains no longer matter.
             total += similarity_to(block, chosen)
-            gains = weighted - (penalty / np.float32(step + 1)) * total
+            np.multiply(total, -penalty / np.float32(step + 1), out=gains)
+            gains += weighted
         elif block.ndim == 2:  # one category per item: similarity 1 within it, else 0
             code = block[builder.rows, chosen][:, None]
             same = (block == code) & (code >= 0)
