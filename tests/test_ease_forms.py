@@ -4,12 +4,14 @@ the users form's arrays, never B."""
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from growthrec.backends.contract import resolve_params
 from growthrec.backends.ease import (
+    USER_FORM_KEYS,
     EASEBackend,
     ease_weights,
     user_form,
@@ -17,6 +19,7 @@ from growthrec.backends.ease import (
     user_form_scores,
 )
 from growthrec.core.interactions import Interactions, build_interactions
+from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ModelFileError, ParameterError
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
@@ -99,8 +102,11 @@ def test_the_backend_picks_the_form_by_shape_and_declares_what_it_stores() -> No
     params = resolve_params(backend, {"l2": 5.0})
     assert user_form(40, 120) and not user_form(120, 120) and not user_form(121, 120)
     wide = backend.fit(_matrix(40, 120), params, np.random.default_rng(0))
-    assert sorted(wide) == sorted(backend.array_specs(params, 40, 120))
-    assert "user_gram_inverse" in wide
+    declared = backend.array_specs(params, 40, 120)
+    assert sorted(wide) == sorted(USER_FORM_KEYS)
+    # Either form may be stored with fewer customers (B in files from before the users form).
+    assert sorted(declared) == sorted([*USER_FORM_KEYS, "item_weights"])
+    assert all(spec.optional for spec in declared.values())
     tall = backend.fit(_matrix(120, 40), params, np.random.default_rng(0))
     assert sorted(tall) == ["item_weights"] == sorted(backend.array_specs(params, 120, 40))
 
@@ -165,3 +171,23 @@ def test_damaged_users_form_arrays_are_refused_in_one_line() -> None:
     backend = EASEBackend()
     with pytest.raises(ValueError, match=r"item_users_indices outside 0\.\.19"):
         backend.check_arrays(arrays, {}, 20, 60)
+
+
+def test_a_file_with_b_from_before_the_users_form_still_loads_and_ranks_alike(tmp_path):
+    """Files written before the users form stored B whatever the shape: they load, and rank
+    as the users form does (the same B); a file mixing the two forms is refused."""
+    data = _wide_shop()
+    fitted = fit_model(data, "ease", {"l2": 5.0})
+    assert set(fitted.arrays) == set(USER_FORM_KEYS)
+    b = ease_weights(apply_weighting(data.matrix, fitted.weighting), 5.0, form="items")
+    old = attrs.evolve(fitted, arrays={"item_weights": b})
+    path = save_model(old, tmp_path / "old.npz")
+    loaded = load_model(path)
+    assert set(loaded.arrays) == {"item_weights"}
+    users = np.arange(data.n_users)
+    got, expected = recommend(loaded, users, 10), recommend(fitted, users, 10)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-6)
+    mixed = attrs.evolve(fitted, arrays={**fitted.arrays, "item_weights": b})
+    with pytest.raises(ModelFileError, match=r"neither B \(item_weights\) nor the users form"):
+        load_model(save_model(mixed, tmp_path / "mixed.npz"))

@@ -24,6 +24,7 @@ __all__ = [
     "default_space",
     "dot_product_factors",
     "generic_array_limit",
+    "required_arrays",
     "resolve_params",
     "with_zero_rows",
 ]
@@ -268,6 +269,8 @@ class ArraySpec:
     decides (then ``max_size`` bounds the number of elements). ``kinds`` are the numpy dtype
     kinds accepted (``"f"`` float, ``"iu"`` integer). ``learned``: an array that is all zero
     after a fit means the fit learned nothing. ``meaning`` names the dimensions for messages.
+    ``optional``: the array may be absent (a backend that stores one of two forms, and says in
+    its ``check_arrays`` which sets are whole).
     """
 
     shape: tuple[int | None, ...]
@@ -275,6 +278,7 @@ class ArraySpec:
     max_size: int | None = None
     learned: bool = False
     meaning: str = ""
+    optional: bool = False
 
 
 def generic_array_limit(n_users: int, n_items: int) -> int:
@@ -327,6 +331,11 @@ def array_problem(
     return None
 
 
+def required_arrays(specs: Mapping[str, ArraySpec]) -> list[str]:
+    """The names of the declared arrays a model must have (every one not ``optional``)."""
+    return [name for name, spec in specs.items() if not spec.optional]
+
+
 def check_learned_arrays(
     backend: Backend,
     arrays: Mapping[str, np.ndarray],
@@ -339,7 +348,7 @@ def check_learned_arrays(
     specs = array_specs(backend, params, n_users, n_items)
     limit = generic_array_limit(n_users, n_items)
     if specs is not None:
-        missing = sorted(set(specs) - set(arrays))
+        missing = sorted(set(required_arrays(specs)) - set(arrays))
         if missing:
             raise ValueError(f"array {missing[0]} is missing ({backend.name} needs it)")
         extra = sorted(set(arrays) - set(specs))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -307,13 +308,14 @@ class EASEBackend:
         self, params: Mapping[str, Any], n_users: int, n_items: int
     ) -> dict[str, ArraySpec]:
         """The dense items x items matrix B, or with fewer customers than items the users form:
-        (XXᵀ + λI)⁻¹, each item's scale and Xᵀ as CSR."""
+        (XXᵀ + λI)⁻¹, each item's scale and Xᵀ as CSR. With fewer customers either form may be
+        stored (``check_arrays`` wants one whole): files written before the users form have B.
+        """
+        weights = ArraySpec((n_items, n_items), learned=True, meaning="items x items")
         if not user_form(n_users, n_items):
-            return {
-                "item_weights": ArraySpec((n_items, n_items), learned=True, meaning="items x items")
-            }
+            return {"item_weights": weights}
         most = n_users * n_items
-        return {
+        users_form = {
             "user_gram_inverse": ArraySpec(
                 (n_users, n_users), learned=True, meaning="users x users"
             ),
@@ -322,11 +324,22 @@ class EASEBackend:
             "item_users_indices": ArraySpec((None,), "iu", max_size=most),
             "item_users_data": ArraySpec((None,), max_size=most),
         }
+        return {
+            name: attrs.evolve(spec, optional=True)
+            for name, spec in {"item_weights": weights, **users_form}.items()
+        }
 
     def check_arrays(
         self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
     ) -> None:
-        """The users form's Xᵀ is a consistent CSR matrix indexing real customers."""
+        """One whole form (B alone, or every array of the users form), and the users form's
+        Xᵀ a consistent CSR matrix indexing real customers."""
+        stored = set(arrays)
+        if stored != {"item_weights"} and stored != set(USER_FORM_KEYS):
+            raise ValueError(
+                f"arrays {', '.join(sorted(stored))} are neither B (item_weights) nor the users "
+                f"form ({', '.join(USER_FORM_KEYS)})"
+            )
         if "item_users_indptr" in arrays:
             problem = csr_problem(arrays, "item_users_", n_items, n_users)
             if problem:

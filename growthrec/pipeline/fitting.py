@@ -155,7 +155,8 @@ def _check_arrays(
             f"backend {impl.name!r}: fit returned arrays unlike its array_specs: {exc}"
         ) from None
     specs = array_specs(impl, resolved, data.n_users, data.n_items)
-    learned = [k for k, s in specs.items() if s.learned] if specs is not None else list(arrays)
+    learned = list(arrays) if specs is None else [k for k, s in specs.items() if s.learned]
+    learned = [k for k in learned if k in arrays]  # an optional array may be absent
     learned = [k for k in learned if arrays[k].dtype.kind in "biuf"]
     if learned and not any(np.any(arrays[k]) for k in learned):
         what = f"the fit learned nothing ({', '.join(learned)} all zero or empty)"

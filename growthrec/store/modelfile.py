@@ -21,6 +21,7 @@ from growthrec.backends.contract import (
     array_specs,
     check_learned_arrays,
     generic_array_limit,
+    required_arrays,
     resolve_params,
 )
 from growthrec.backends.registry import available_backends
@@ -508,7 +509,7 @@ def _check_headers(
             if problem:
                 raise _Damaged(problem)
             names.append(short)
-    missing = sorted(set(specs or ()) - set(names))
+    missing = sorted(set(required_arrays(specs) if specs else ()) - set(names))
     if missing:
         raise _Damaged(f"array {missing[0]} is missing ({impl.name} needs it)")
     return names
