@@ -208,7 +208,10 @@ _SLOW_WRITE = textwrap.dedent(
     def announce():
         sys.stderr.write("writing\\n")
         sys.stderr.flush()
-        time.sleep(60)
+        # Short sleeps, like real work between bytecodes: a signal the kernel hands to another
+        # thread (pyarrow's) does not cut a long sleep short, so its handler would wait 60 s.
+        for _ in range(600):
+            time.sleep(0.1)
 
     real_batches = export.recommend_in_batches
     def slow_batches(*args, **kwargs):
