@@ -190,19 +190,9 @@ def _reranked(
         for column, limit in spec.caps
     ]
     result = rerank(candidates, scores, spec.n, rerank_spec, caps=caps, **context)
-    return result.items, _scores_of(candidates, scores, result.items)
-
-
-def _scores_of(candidates: np.ndarray, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """The model's score of each chosen item (found among its row's candidates); -inf padding."""
-    n_items = int(max(candidates.max(initial=0), chosen.max(initial=0))) + 1
-    offset = np.arange(candidates.shape[0], dtype=np.int64)[:, None] * n_items
-    keys = np.where(candidates >= 0, candidates + offset, -1).ravel()
-    order = np.argsort(keys, kind="stable")
-    wanted = (np.where(chosen >= 0, chosen, 0) + offset).ravel()
-    position = order[np.clip(np.searchsorted(keys[order], wanted), 0, keys.size - 1)]
-    out = scores.ravel()[position].reshape(chosen.shape).astype(np.float32)
-    return np.where(chosen >= 0, out, -np.inf).astype(np.float32)
+    # The model's score of each chosen item: its candidate column's (-inf for padding).
+    chosen = np.take_along_axis(scores, np.maximum(result.positions, 0), axis=1)
+    return result.items, np.where(result.positions >= 0, chosen, -np.inf).astype(np.float32)
 
 
 def _category_table(model: Model, column: str) -> CategoryTable:

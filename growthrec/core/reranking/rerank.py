@@ -35,11 +35,13 @@ _array_eq = attrs.cmp_using(eq=np.array_equal)
 class Reranked:
     """Re-ranked lists: ``items`` (n_users, N) int64, -1 padded; ``scores`` (n_users, N), what
     each item won its place with (relevance for the plain order, else the re-ranker's marginal
-    objective; -inf for padding); ``counts`` (n_users,), the real items of each list."""
+    objective; -inf for padding); ``counts`` (n_users,), the real items of each list;
+    ``positions`` (n_users, N), each item's column in its row of the candidates (-1 padded)."""
 
     items: np.ndarray = attrs.field(eq=_array_eq)
     scores: np.ndarray = attrs.field(eq=_array_eq)
     counts: np.ndarray = attrs.field(eq=_array_eq)
+    positions: np.ndarray = attrs.field(eq=_array_eq)
 
     @property
     def short(self) -> np.ndarray:
@@ -171,6 +173,7 @@ def rerank(
     c = categories.n_categories if categories is not None else 0
     size = _batch_rows(spec, m, n, width, k, c) if not (plain and not caps) else 8192
     items = np.full((n_users, n), -1, dtype=np.int64)
+    columns = np.full((n_users, n), -1, dtype=np.int64)
     values = np.full((n_users, n), -np.inf)
     for start in range(0, n_users, size):
         stop = min(start + size, n_users)
@@ -215,5 +218,7 @@ def rerank(
         width_n = positions.shape[1]
         picked = np.take_along_axis(batch, np.where(found, positions, 0), axis=1)
         items[start:stop, :width_n] = np.where(found, picked, -1)
+        columns[start:stop, :width_n] = np.where(found, positions, -1)
         values[start:stop, :width_n] = np.where(found, gains, -np.inf)
-    return Reranked(items=items, scores=values, counts=(items >= 0).sum(axis=1))
+    counts = (items >= 0).sum(axis=1)
+    return Reranked(items=items, scores=values, counts=counts, positions=columns)
