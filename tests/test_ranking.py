@@ -474,3 +474,28 @@ def test_recommend_through_factors_equals_scoring_every_item(small_shop, backend
         got = recommend(model, users, 7, exclude_items=excluded, n_threads=n_threads)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.integers(0, 5000),
+            st.floats(width=32, allow_nan=False).map(lambda v: v + 0.0),  # -0.0 given as 0.0
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([5000, 2**40]),  # keys in 64 bits, or too wide: np.lexsort
+)
+def test_sorted_entries_order_rows_then_falling_scores_then_items(entries, max_id):
+    """The 64-bit keys (row, score's bits, item) order entries as the three-key sort does,
+    and give every score back bit for bit (infinities and subnormals included)."""
+    rows = np.array([e[0] for e in entries], dtype=np.int64)
+    ids = np.array([e[1] for e in entries], dtype=np.int64)
+    values = np.array([e[2] for e in entries], dtype=np.float32)
+    got = ranking._sorted_entries(rows, ids, values, 31, max_id)
+    order = sorted(range(len(entries)), key=lambda j: (rows[j], -float(values[j]), ids[j]))
+    np.testing.assert_array_equal(got[0], rows[order])
+    np.testing.assert_array_equal(got[1], ids[order])
+    np.testing.assert_array_equal(got[2].view(np.uint32), values[order].view(np.uint32))

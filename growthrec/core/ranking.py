@@ -554,17 +554,18 @@ class _Collected:
         self.top = np.full((n_users, k), -np.inf, dtype=np.float32)  # k best values, any order
         self.kth = np.full(n_users, -np.inf, dtype=np.float32)
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pool = np.empty(0, dtype=np.float32)  # reused: fresh pages cost more than the work
 
     def add(self, rows: np.ndarray, lo: int, hi: int, block: np.ndarray) -> np.ndarray:
         """Keep the scores of items lo:hi for ``rows`` that may enter; each row's k-th now."""
-        k = self.k
+        k, width = self.k, block.shape[1]
         if block.size and np.isnan(block.max()):
             row = int(rows[np.flatnonzero(np.isnan(block).any(axis=1))[0]])
             raise ParameterError(f"scores of row {row} include NaN; they cannot be ranked")
-        if np.isneginf(self.kth[rows]).all() and block.shape[1] > k:
-            # A first block: its own k-th score bounds what is worth keeping.
-            kth = np.partition(block, block.shape[1] - k, axis=1)[:, block.shape[1] - k]
-            np.maximum(kth, self.kth[rows], out=kth)
+        first = np.isneginf(self.kth[rows]).all() and width > k
+        if first:  # a first block: its own k best are the rows' k best so far
+            part = np.partition(block, width - k, axis=1)
+            kth = part[:, width - k].copy()
         else:
             kth = self.kth[rows]
         keep = block >= kth[:, None]
@@ -572,20 +573,33 @@ class _Collected:
             keep &= block > -np.inf
         # One flat index per entry: 1-D nonzero is several times faster than 2-D.
         flat = np.flatnonzero(keep)
-        at_row, at = np.divmod(flat, block.shape[1])
+        at_row, at = np.divmod(flat, width)
         values = block.reshape(-1)[flat]
         self.parts.append((rows[at_row], self.ordered_ids[lo + at], values))
-        # The k best values of each row, from the old k best and the new entries.
+        if first:
+            self.top[rows] = part[:, width - k :]
+            self.kth[rows] = kth
+            return kth
+        # The k best values of the rows with new entries, from their old k best and those.
         counts = np.bincount(at_row, minlength=rows.size)
-        width = int(counts.max()) if counts.size else 0
-        if width:
-            pool = np.full((rows.size, k + width), -np.inf, dtype=np.float32)
-            pool[:, :k] = self.top[rows]
+        fresh = np.flatnonzero(counts)
+        if fresh.size:
+            most = int(counts[fresh].max())
+            pool = self._take(fresh.size, k + most)
+            pool[:, :k] = self.top[rows[fresh]]
+            pool[:, k:] = -np.inf
+            slot = np.cumsum(counts > 0) - 1  # each row's line in the pool
             starts = np.cumsum(counts) - counts
-            pool[at_row, k + np.arange(at_row.size) - starts[at_row]] = values
-            self.top[rows] = np.partition(pool, width, axis=1)[:, width:]
-        self.kth[rows] = self.top[rows].min(axis=1)
+            pool[slot[at_row], k + np.arange(at_row.size) - starts[at_row]] = values
+            pool.partition(most, axis=1)
+            self.top[rows[fresh]] = pool[:, most:]
+            self.kth[rows[fresh]] = pool[:, most:].min(axis=1)
         return self.kth[rows]
+
+    def _take(self, n_rows: int, n_cols: int) -> np.ndarray:
+        if self._pool.size < n_rows * n_cols:
+            self._pool = np.empty(n_rows * n_cols, dtype=np.float32)
+        return self._pool[: n_rows * n_cols].reshape(n_rows, n_cols)
 
     def lists(self) -> tuple[np.ndarray, np.ndarray]:
         k, n_users = self.k, self.n_users
@@ -599,6 +613,8 @@ class _Collected:
         max_id = int(self.ordered_ids.max(initial=0))
         rows, ids, values = _sorted_entries(rows, ids, values, n_users, max_id)
         counts = np.bincount(rows, minlength=n_users)
+        if (counts == k).all():  # no ties at the k-th, no short list: the entries are the lists
+            return ids.reshape(n_users, k), values.reshape(n_users, k)
         rank = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
         first = rank < k  # ties at the k-th score: the lower items are first, the rest go
         items[rows[first], rank[first]] = ids[first]
@@ -619,19 +635,21 @@ def _sorted_entries(
     if row_bits + 32 + id_bits > 64:
         order = np.lexsort((ids, -values, rows))
         return rows[order], ids[order], values[order]
-    top, all_bits = np.uint64(1 << 31), np.uint64(0xFFFFFFFF)
-    bits = values.view(np.uint32).astype(np.uint64)
-    rising = np.where(bits >= top, all_bits - bits, bits | top)  # unsigned order = float order
+    # Falling order of the float bits as unsigned: a negative float's bits already fall as the
+    # value rises; a positive one's rise, so they are flipped below the negatives' range.
+    bits = values.view(np.uint32)
+    sign = np.uint32(1 << 31)
+    falling = np.where(bits >= sign, bits, np.uint32(sign - 1) - bits)
     keys = rows.astype(np.uint64) << np.uint64(32 + id_bits)
-    keys |= (all_bits - rising) << np.uint64(id_bits)  # falling scores
+    keys |= falling.astype(np.uint64) << np.uint64(id_bits)
     keys |= ids.astype(np.uint64)
     keys.sort()
-    rising = all_bits - ((keys >> np.uint64(id_bits)) & all_bits)
-    bits = np.where(rising >= top, rising & ~top, all_bits - rising)
+    falling = (keys >> np.uint64(id_bits)).astype(np.uint32)  # the low 32 bits: the score's
+    bits = np.where(falling >= sign, falling, np.uint32(sign - 1) - falling)
     return (
         (keys >> np.uint64(32 + id_bits)).astype(np.int64),
         (keys & np.uint64((1 << id_bits) - 1)).astype(np.int64),
-        bits.astype(np.uint32).view(np.float32),
+        bits.view(np.float32),
     )
 
 
