@@ -705,18 +705,18 @@ def _rank_by_norm(
     if not left.size:
         return found.lists()
     left = left[np.argsort(reach[left], kind="stable")]
-    # The exclusions still to come, of the users left, grouped in the order of ``left``.
-    slot = np.full(n_users, -1, dtype=np.int64)
-    slot[left] = np.arange(left.size)
-    later = ~early & (slot[seen_rows] >= 0)
-    later_slot, later_at = slot[seen_rows[later]], seen_at[later]
-    order = np.argsort(later_slot, kind="stable")
-    later_slot, later_at = later_slot[order], later_at[order]
+    # Each user's exclusions are one run of ``seen_rows`` (sorted by row, as CSR rows come).
+    seen_counts = np.bincount(seen_rows, minlength=n_users)
+    seen_starts = np.cumsum(seen_counts) - seen_counts
     group_size = max(1, GROUP_ROWS)
     for start in range(0, left.size, group_size):
         group = left[start : start + group_size]
-        lo_entry, hi_entry = np.searchsorted(later_slot, [start, start + group.size])
-        at_rows, at = later_slot[lo_entry:hi_entry] - start, later_at[lo_entry:hi_entry]
+        # The exclusions still to come of this group's users, by their place in the group.
+        counts = seen_counts[group]
+        ends = np.cumsum(counts)
+        entries = np.repeat(seen_starts[group] - ends + counts, counts) + np.arange(ends[-1])
+        at_rows, at = np.repeat(np.arange(group.size), counts), seen_at[entries]
+        at_rows, at = at_rows[at >= first], at[at >= first]
         active = np.arange(group.size)  # positions in ``group``
         lo, width = first, first
         if np.median(reach[group]) >= n_pool - (n_pool - first) // 4:
