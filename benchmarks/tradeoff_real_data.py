@@ -11,8 +11,10 @@ NDCG@10, and the issue's joint target (the most diversity among the points that 
 coverage by at least +60%). Writes ``tradeoff-<name>.png`` (the report's figure, its colours
 reduced) and ``tradeoff-<name>.md`` (the chosen strengths' test figures) into ``--output``,
 and prints them; ``--reports DIR`` keeps the whole report folders (report.png, report.html,
-report.json). About 2 minutes for ml-latest-small, 15-20 for Online Retail on a busy 2-core
-machine (its dpp by item features is the slow part).
+report.json). About 3 minutes for ml-latest-small, 18 for Online Retail (its dpp by item
+features is the slow part) and 2 for ``online-retail-factors`` on a busy 2-core machine. That
+last run is a diagnostic, not the best backend: tuned iALS, so that MMR can compare items by
+purchases (the model's factors), as diversity on Online Retail is measured (SVD item vectors).
 
     python benchmarks/tradeoff_real_data.py [--output benchmarks/results] [--only movielens]
 """
