@@ -69,7 +69,8 @@ def small_pages_for_models() -> bool:
     """
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return False
-    setter = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core
+    setter = getattr(core.multiarray, "_set_madvise_hugepage", None)
     if setter is None:  # a numpy without the switch: nothing to change
         return False
     return bool(setter(False))
