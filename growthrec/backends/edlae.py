@@ -137,7 +137,7 @@ def user_form_arrays(
     unpenalised = int(np.count_nonzero(penalty <= 0))
     if unpenalised:  # an item nobody bought gets λ_j = l2 = 0: a zero row in XᵀX + Λ
         raise _not_positive_definite(
-            dropout, l2, f"{unpenalised} items nobody bought get no penalty without l2"
+            dropout, l2, f"{unpenalised} of {x.shape[1]} items have no buyer, so no penalty"
         )
     scaled = x @ sp.diags(1.0 / np.sqrt(penalty), format="csr")  # Y = X Λ^(-1/2)
     inverse = user_gram_inverse(
