@@ -33,16 +33,26 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from growthrec.backends._implicit import cosine_similar_items, factor_specs, user_factor_rows
-from growthrec.backends._sparse_neighbours import map_blocks
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
 
-__all__ = ["IALSBackend", "exact_rows", "fold_in", "frequency_regularization", "solve_rows"]
+__all__ = [
+    "IALSBackend",
+    "exact_rows",
+    "fold_in",
+    "frequency_regularization",
+    "row_batches",
+    "solve_rows",
+]
 
 #: Float32 cells of gathered factor rows per block of a sparse product: small enough to stay
 #: in cache between the gather and the dot products.
 _BLOCK_CELLS = 2**19
+
+#: Float32 cells of gathered factors per conjugate-gradient batch: the batch's steps then run
+#: in a core's share of L2.
+_CG_BLOCK_CELLS = 2**18
 
 
 def frequency_regularization(
@@ -52,52 +62,94 @@ def frequency_regularization(
     return (l2 * (counts.astype(np.float64) + unobserved * n_other) ** nu).astype(np.float32)
 
 
-def _sparse_gram_product(
-    matrix: sp.csr_matrix, fixed: np.ndarray, vectors: np.ndarray, n_threads: int
-) -> np.ndarray:
-    """``Σ_j m_rj (h_j·v_r) h_j`` for every row ``r``: the bought pairs' part of A_r v_r."""
-    n_rows, d = vectors.shape
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    mean_row = max(1, matrix.nnz // max(n_rows, 1))
-    rows_per_block = max(1, _BLOCK_CELLS // (mean_row * d))
-    out = np.empty_like(vectors)
+#: A row batch of the conjugate-gradient path: the rows, their bought columns padded to the
+#: batch's longest row with column 0, and the pairs' values padded with 0 (B, B x L, B x L).
+RowBatch = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-    def block(start: int, stop: int) -> None:
-        lo, hi = indptr[start], indptr[stop]
-        cols = indices[lo:hi]
-        counts = np.diff(indptr[start : stop + 1])
-        along = np.repeat(vectors[start:stop], counts, axis=0)
-        dots = np.einsum("nd,nd->n", fixed[cols], along) * data[lo:hi]
-        part = sp.csr_matrix(
-            (dots, cols, indptr[start : stop + 1] - lo), shape=(stop - start, fixed.shape[0])
-        )
-        out[start:stop] = part @ fixed
 
-    map_blocks(n_rows, rows_per_block, block, n_threads)
+def _length_batches(
+    lengths: np.ndarray, width: int, block_cells: int, *, keep_empty: bool = False
+) -> list[np.ndarray]:
+    """Rows in batches by increasing length, each at most ``block_cells`` when its rows are
+    padded to the batch's longest (``width`` cells per entry; an empty row counts as one
+    entry). Empty rows are left out unless ``keep_empty``."""
+    order = np.argsort(lengths, kind="stable")
+    if not keep_empty:
+        order = order[lengths[order] > 0]
+    sorted_lengths = np.maximum(lengths[order], 1)
+    batches = []
+    start = 0
+    while start < order.size:
+        most = max(1, block_cells // (width * int(sorted_lengths[start])))
+        window = sorted_lengths[start : start + most]
+        padded_cells = np.arange(1, window.size + 1) * window * width
+        count = max(1, int(np.searchsorted(padded_cells, block_cells, side="right")))
+        batches.append(order[start : start + count])
+        start += count
+    return batches
+
+
+def row_batches(
+    matrix: sp.csr_matrix, width: int, block_cells: int = _CG_BLOCK_CELLS
+) -> list[RowBatch]:
+    """Every row (empty ones too) in padded batches of similar length, for ``solve_rows``.
+
+    The layout depends only on the matrix, so a fit builds it once per side. Padding points
+    at column 0 with value 0: it adds exact zeros to every product.
+    """
+    indptr = matrix.indptr
+    lengths = np.diff(indptr)
+    out = []
+    for rows in _length_batches(lengths, width, block_cells, keep_empty=True):
+        sizes = lengths[rows]
+        slot = np.arange(max(1, int(sizes.max())))
+        present = slot < sizes[:, None]
+        if matrix.nnz:
+            at = np.minimum(indptr[rows][:, None] + slot, matrix.nnz - 1)
+            cols = np.where(present, matrix.indices[at], 0).astype(np.int32)
+            values = np.where(present, matrix.data[at], 0).astype(np.float32)
+        else:
+            cols = np.zeros(present.shape, dtype=np.int32)
+            values = np.zeros(present.shape, dtype=np.float32)
+        out.append((rows, cols, values))
     return out
 
 
-def solve_rows(
-    matrix: sp.csr_matrix,
+def _cg_batch(
+    batch: RowBatch,
     fixed: np.ndarray,
     current: np.ndarray,
+    gramian: np.ndarray,
     penalty: np.ndarray,
-    unobserved: float,
     cg_steps: int,
-    n_threads: int,
 ) -> np.ndarray:
-    """One half-step: every row's ``(Σ m h hᵀ + α0 HᵀH + λ_r I) w = Σ m h`` by ``cg_steps``
-    steps of conjugate gradient from ``current``, all rows at once (float32)."""
-    gramian = (fixed.T @ fixed) * np.float32(unobserved)
+    """``cg_steps`` steps of conjugate gradient for one batch of rows, from ``current``.
+
+    The batch's item factors are gathered once (B x L x d) and every product ``A_r v_r`` is
+    two batched matrix-vector products over them, so the steps run in cache.
+    """
+    _, cols, values = batch
+    gathered = np.take(fixed, cols, axis=0)
+    weights = values[:, :, None]
+
+    def weighted_sum(dots: np.ndarray) -> np.ndarray:
+        """``Σ_j m_rj x_rj h_j`` for every row, from the batch's ``x`` (B x L x 1)."""
+        dots *= weights
+        return np.matmul(dots.transpose(0, 2, 1), gathered)[:, 0, :]
 
     def times_a(v: np.ndarray) -> np.ndarray:
-        out = _sparse_gram_product(matrix, fixed, v, n_threads)
+        out = weighted_sum(np.matmul(gathered, v[:, :, None]))
         out += v @ gramian
         out += penalty[:, None] * v
         return out
 
     w = current.copy()
-    residual = np.asarray(matrix @ fixed, dtype=np.float32) - times_a(w)
+    # Σ m h − A w = Σ m (1 − h·w) h − (α0 HᵀH + λ) w: the target and A w in one pass
+    ones_minus = np.matmul(gathered, w[:, :, None])
+    np.subtract(np.float32(1), ones_minus, out=ones_minus)
+    residual = weighted_sum(ones_minus)
+    residual -= w @ gramian
+    residual -= penalty[:, None] * w
     direction = residual.copy()
     rs = np.einsum("nd,nd->n", residual, residual)
     for _ in range(cg_steps):
@@ -113,22 +165,42 @@ def solve_rows(
     return w
 
 
-def _length_batches(lengths: np.ndarray, width: int, block_cells: int) -> list[np.ndarray]:
-    """Non-empty rows in batches by increasing length, each at most ``block_cells`` when its
-    rows are padded to the batch's longest (``width`` cells per entry)."""
-    order = np.argsort(lengths, kind="stable")
-    order = order[lengths[order] > 0]
-    sorted_lengths = lengths[order]
-    batches = []
-    start = 0
-    while start < order.size:
-        most = max(1, block_cells // (width * int(sorted_lengths[start])))
-        window = sorted_lengths[start : start + most]
-        padded_cells = np.arange(1, window.size + 1) * window * width
-        count = max(1, int(np.searchsorted(padded_cells, block_cells, side="right")))
-        batches.append(order[start : start + count])
-        start += count
-    return batches
+def solve_rows(
+    matrix: sp.csr_matrix,
+    fixed: np.ndarray,
+    current: np.ndarray,
+    penalty: np.ndarray,
+    unobserved: float,
+    cg_steps: int,
+    n_threads: int,
+    batches: list[RowBatch] | None = None,
+) -> np.ndarray:
+    """One half-step: every row's ``(Σ m h hᵀ + α0 HᵀH + λ_r I) w = Σ m h`` by ``cg_steps``
+    steps of conjugate gradient from ``current`` (float32).
+
+    Rows are independent: each batch of ``batches`` (``row_batches(matrix, d)`` when not
+    given) runs all its steps at once, batches on ``n_threads`` threads; the result does not
+    depend on the thread count.
+    """
+    if batches is None:
+        batches = row_batches(matrix, fixed.shape[1])
+    fixed = np.ascontiguousarray(fixed, dtype=np.float32)
+    current = np.asarray(current, dtype=np.float32)
+    penalty = np.asarray(penalty, dtype=np.float32)
+    gramian = (fixed.T @ fixed) * np.float32(unobserved)
+    out = np.empty_like(current)
+
+    def solve(batch: RowBatch) -> None:
+        rows = batch[0]
+        out[rows] = _cg_batch(batch, fixed, current[rows], gramian, penalty[rows], cg_steps)
+
+    if n_threads <= 1 or len(batches) <= 1:
+        for batch in batches:
+            solve(batch)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(solve, batches))
+    return out
 
 
 def exact_rows(
@@ -273,6 +345,9 @@ class IALSBackend:
         items = (rng.standard_normal((n_items, d)) * scale).astype(np.float32)
         threads = thread_count(params["threads"])
         steps = params["cg_steps"]
+        if steps:  # the padded layout of each side, built once for every sweep
+            user_batches = row_batches(by_user, d)
+            item_batches = row_batches(by_item, d)
         # BLAS at one thread: the products are split over rows on our own threads.
         with threadpool_limits(1, "blas"):
             for _ in range(params["iterations"]):
@@ -280,8 +355,12 @@ class IALSBackend:
                     users = exact_rows(by_user, items, user_penalty, a0, n_threads=threads)
                     items = exact_rows(by_item, users, item_penalty, a0, n_threads=threads)
                 else:
-                    users = solve_rows(by_user, items, users, user_penalty, a0, steps, threads)
-                    items = solve_rows(by_item, users, items, item_penalty, a0, steps, threads)
+                    users = solve_rows(
+                        by_user, items, users, user_penalty, a0, steps, threads, user_batches
+                    )
+                    items = solve_rows(
+                        by_item, users, items, item_penalty, a0, steps, threads, item_batches
+                    )
         if not (np.isfinite(users).all() and np.isfinite(items).all()):
             raise FloatingPointError("ials: the factors diverged (NaN or infinity)")
         return {"user_factors": users, "item_factors": items}
