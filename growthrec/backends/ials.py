@@ -15,11 +15,14 @@ regularisation is one λ for every row.
 
 Each half-step solves, for every customer at once, ``(Σ_i c_ui h_i h_iᵀ + α0 HᵀH + λ_u I) w_u =
 Σ_i c_ui h_i`` by ``cg_steps`` steps of conjugate gradient started from the current factors
-(as ``implicit`` does), vectorised over customers: each step is two sparse products and one
-small GEMM, no Python loop over customers. ``cg_steps=0`` solves exactly instead (``exact_rows``:
-batched GEMMs and LAPACK solves over customers of similar basket length), as Rendle et al.
-do. Factors start as N(0, init_std² / factors). Scores are ``w_u · h_i``; a customer not
-seen in training is folded in with the exact solve of the same equation for fixed items.
+(as ``implicit`` does), vectorised over customers: customers of similar basket length form a
+padded batch whose item factors are gathered once per half-step, and each step's ``A w`` is
+two batched matrix-vector products over them plus one small GEMM (``HᵀH`` is computed once),
+batches on ``threads`` threads, no Python loop over customers. ``cg_steps=0`` solves exactly
+instead (``exact_rows``: batched GEMMs and LAPACK solves over customers of similar basket
+length), as Rendle et al. do. Factors start as N(0, init_std² / factors). Scores are
+``w_u · h_i``; a customer not seen in training is folded in with the exact solve of the same
+equation for fixed items.
 """
 
 from __future__ import annotations
