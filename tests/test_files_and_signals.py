@@ -200,18 +200,19 @@ def test_writing_onto_a_folder_names_the_folder_and_leaves_nothing(model, tmp_pa
 #: file holds data: export between two batches, any other command just before its fsync.
 _SLOW_WRITE = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     import growthrec.cli.export as export
     import growthrec.store.atomic
     from growthrec.cli.main import main
 
+    # As from a terminal: a test run under nohup would hand its SIGHUP-ignoring disposition
+    # down, and the CLI rightly leaves an ignored SIGHUP ignored.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
     def announce():
         sys.stderr.write("writing\\n")
         sys.stderr.flush()
-        # Short sleeps, like real work between bytecodes: a signal the kernel hands to another
-        # thread (pyarrow's) does not cut a long sleep short, so its handler would wait 60 s.
-        for _ in range(600):
-            time.sleep(0.1)
+        time.sleep(60)
 
     real_batches = export.recommend_in_batches
     def slow_batches(*args, **kwargs):
