@@ -27,7 +27,7 @@ equation for fixed items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -199,13 +199,18 @@ def solve_rows(
         rows = batch[0]
         out[rows] = _cg_batch(batch, fixed, current[rows], gramian, penalty[rows], cg_steps)
 
+    _each_batch(solve, batches, n_threads)
+    return out
+
+
+def _each_batch(solve: Callable[[Any], None], batches: Sequence[Any], n_threads: int) -> None:
+    """``solve(batch)`` for every batch: in turn, or on ``n_threads`` threads."""
     if n_threads <= 1 or len(batches) <= 1:
         for batch in batches:
             solve(batch)
     else:
         with ThreadPoolExecutor(n_threads) as pool:
             list(pool.map(solve, batches))
-    return out
 
 
 def exact_rows(
@@ -248,13 +253,7 @@ def exact_rows(
         except np.linalg.LinAlgError:  # λ = α0 = 0 and a row spanning fewer than d items
             out[batch] = (np.linalg.pinv(lhs) @ rhs[batch][:, :, None])[:, :, 0]
 
-    batches = _length_batches(np.diff(matrix.indptr), d, block_cells)
-    if n_threads <= 1 or len(batches) <= 1:
-        for batch in batches:
-            solve(batch)
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(solve, batches))
+    _each_batch(solve, _length_batches(np.diff(matrix.indptr), d, block_cells), n_threads)
     return out
 
 
