@@ -7,7 +7,6 @@ percentile bootstrap interval (customers resampled, ``growthrec.evaluation.boots
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,8 +18,7 @@ from growthrec.core.features import Features
 from growthrec.core.split import Split
 from growthrec.errors import ParameterError
 from growthrec.evaluation.bootstrap import ndcg_per_user, paired_bootstrap
-from growthrec.evaluation.runs import Evaluation, evaluate_lists, ranking_label
-from growthrec.pipeline.fitting import fit_model
+from growthrec.evaluation.runs import Evaluation, evaluate_backend
 from growthrec.pipeline.rules import ListSpec
 
 __all__ = ["PairedDifference", "evaluate_per_customer", "paired_difference", "rank_backends"]
@@ -48,7 +46,7 @@ def evaluate_per_customer(
     """``evaluate_backend``'s result on a warm split, and each test customer's NDCG@``k``.
 
     The per-customer values come from the very lists the metrics were computed from
-    (``evaluate_lists(keep_lists=True)``), in the order of the customers' rows, so their mean
+    (``evaluate_backend(keep_lists=True)``), in the order of the customers' rows, so their mean
     is the evaluation's NDCG@``k``.
     """
     if split.cold_items is not None or split.cold_users is not None:
@@ -57,42 +55,26 @@ def evaluate_per_customer(
             "ratio or temporal)"
         )
     k = min(int(k), max(split.train.n_items, 1))
-    start = time.perf_counter()
-    model = fit_model(
-        split.train,
+    evaluation = evaluate_backend(
+        split,
         backend,
         params,
+        ks=sorted({*ks, k}),
         weighting=weighting,
         seed=seed,
+        n_threads=n_threads,
+        sampled_negatives=sampled_negatives,
+        categories=categories,
+        item_vectors=item_vectors,
         item_features=item_features,
         user_features=user_features,
         coldstart=coldstart,
         item_attributes=item_attributes,
-    )
-    fit_seconds = time.perf_counter() - start
-    result = evaluate_lists(
-        model,
-        split.test,
-        sorted({*ks, k}),
-        n_threads=n_threads,
-        sampled_negatives=sampled_negatives,
-        seed=seed,
-        categories=categories,
-        item_vectors=item_vectors,
         spec=spec,
         keep_lists=True,
     )
-    evaluation = Evaluation(
-        backend,
-        model.params,
-        split.protocol,
-        seed,
-        result.n_users,
-        result.metrics,
-        fit_seconds,
-        ranking_label(sampled_negatives),
-        n_short_lists=result.n_short_lists,
-    )
+    result = evaluation.lists
+    assert result is not None and result.lists is not None  # a warm split keeps them
     per_customer = ndcg_per_user(result.lists, split.test[result.users], k)
     return evaluation, per_customer
 

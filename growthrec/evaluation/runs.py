@@ -82,7 +82,8 @@ class Evaluation:
     ``"full"`` or ``"sampled (N negatives per user)"``; sampled numbers are not comparable with
     full ones. A cold-start split has several ``tasks`` (``evaluate_tasks``); ``metrics`` and
     ``n_users`` are then the first task's (cold items, or customers from their features), the
-    one tuning ranks by.
+    one tuning ranks by. ``lists``: a warm split's lists and their users, when
+    ``evaluate_backend`` was asked to keep them (``keep_lists``), for per-customer figures.
     """
 
     backend: str
@@ -95,6 +96,7 @@ class Evaluation:
     ranking: str = "full"
     tasks: Mapping[str, TaskResult] = attrs.field(factory=dict)
     n_short_lists: int = 0
+    lists: ListsEvaluation | None = attrs.field(default=None, eq=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form with stable keys (``tasks`` only for a cold-start split)."""
@@ -489,6 +491,7 @@ def evaluate_backend(
     coldstart: ColdStart | None = None,
     item_attributes: Mapping[str, np.ndarray] | None = None,
     spec: ListSpec | None = None,
+    keep_lists: bool = False,
 ) -> Evaluation:
     """Fit ``backend`` on the split's train part and evaluate it on the held-out part.
 
@@ -496,7 +499,8 @@ def evaluate_backend(
     ``coldstart`` and the catalogue's ``item_attributes`` (what filters, caps and categories
     read) go to ``fit_model``; ``spec`` (a ``ListSpec``, its ``n`` each K) makes the lists, as
     ``recommend`` does; a cold-start split (``make_split`` with ``cold-items`` or
-    ``cold-users``) is evaluated task by task (``evaluate_tasks``).
+    ``cold-users``) is evaluated task by task (``evaluate_tasks``). ``keep_lists`` keeps a warm
+    split's lists in the result (``Evaluation.lists``).
     """
     ks = _checked_ks(ks)
     sampled_negatives = _checked_negatives(sampled_negatives)
@@ -554,6 +558,7 @@ def evaluate_backend(
         categories=categories,
         item_vectors=item_vectors,
         spec=spec,
+        keep_lists=keep_lists,
     )
     return Evaluation(
         backend,
@@ -565,6 +570,7 @@ def evaluate_backend(
         fit_seconds,
         ranking_label(sampled_negatives),
         n_short_lists=result.n_short_lists,
+        lists=result if keep_lists else None,
     )
 
 
