@@ -10,20 +10,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from growthrec.backends.contract import Arrays, ArraySpec
-from growthrec.backends.itemknn import similarity_problem
 from growthrec.errors import ModelFileError
 
 __all__ = [
     "NEIGHBOUR_KEYS",
     "NeighbourScoring",
     "csr_arrays",
+    "csr_problem",
     "map_blocks",
     "neighbour_matrix",
     "neighbour_specs",
+    "similarity_problem",
     "top_k_rows",
 ]
 
-#: The stored item x item matrix, as CSR arrays (the same names ``itemknn`` uses).
+#: The stored item x item matrix, as CSR arrays (``itemknn``, ``rp3beta``, ``sparse_ease``).
 NEIGHBOUR_KEYS = ("similarity_indptr", "similarity_indices", "similarity_data")
 
 T = TypeVar("T")
@@ -74,6 +75,27 @@ def csr_arrays(blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n: i
         "similarity_indices": np.concatenate([empty_i, *(b[1] for b in blocks)]),
         "similarity_data": np.concatenate([empty_f, *(b[2] for b in blocks)]),
     }
+
+
+def csr_problem(arrays: Arrays, prefix: str, n_rows: int, n_cols: int) -> str | None:
+    """What is wrong with the CSR arrays ``{prefix}indptr/indices/data``, or ``None``."""
+    indptr, indices = arrays[prefix + "indptr"], arrays[prefix + "indices"]
+    data = arrays[prefix + "data"]
+    if indptr.shape != (n_rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        return f"{prefix}indptr is not a non-decreasing row pointer starting at 0"
+    if indptr[-1] != indices.size or data.shape != indices.shape:
+        return (
+            f"{prefix}indptr ends at {indptr[-1]} but there are {indices.size} indices "
+            f"and {data.size} values"
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
+        return f"{prefix}indices outside 0..{n_cols - 1}"
+    return None
+
+
+def similarity_problem(arrays: Arrays, n_items: int) -> str | None:
+    """What is wrong with the stored neighbour matrix's CSR arrays, or ``None``."""
+    return csr_problem(arrays, "similarity_", n_items, n_items)
 
 
 def neighbour_specs(n_items: int, most: int) -> dict[str, ArraySpec]:

@@ -26,9 +26,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from growthrec.backends._sparse_neighbours import csr_problem
 from growthrec.backends.contract import Arrays, ArraySpec, Param
 from growthrec.backends.hookspecs import hookimpl
-from growthrec.backends.itemknn import csr_problem, map_gram_row_blocks
+from growthrec.backends.itemknn import map_gram_row_blocks
 from growthrec.core.threads import thread_count
 from growthrec.errors import ModelFileError, ParameterError
 

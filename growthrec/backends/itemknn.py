@@ -31,18 +31,17 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from growthrec.backends.contract import Arrays, ArraySpec, Param
+from growthrec.backends._sparse_neighbours import NeighbourScoring
+from growthrec.backends.contract import Arrays, Param
 from growthrec.backends.hookspecs import hookimpl
 from growthrec.core.threads import thread_count
-from growthrec.errors import ModelFileError, ParameterError
+from growthrec.errors import ParameterError
 
 __all__ = [
     "ItemKNNBackend",
     "bm25_item_weights",
-    "csr_problem",
     "item_neighbours",
     "map_gram_row_blocks",
-    "similarity_problem",
 ]
 
 #: Working memory the blocks of item rows in flight may take together while being ranked.
@@ -222,37 +221,7 @@ def item_neighbours(
     return result
 
 
-def csr_problem(arrays: Arrays, prefix: str, n_rows: int, n_cols: int) -> str | None:
-    """What is wrong with the CSR arrays ``{prefix}indptr/indices/data``, or ``None``."""
-    indptr, indices = arrays[prefix + "indptr"], arrays[prefix + "indices"]
-    data = arrays[prefix + "data"]
-    if indptr.shape != (n_rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        return f"{prefix}indptr is not a non-decreasing row pointer starting at 0"
-    if indptr[-1] != indices.size or data.shape != indices.shape:
-        return (
-            f"{prefix}indptr ends at {indptr[-1]} but there are {indices.size} indices "
-            f"and {data.size} values"
-        )
-    if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
-        return f"{prefix}indices outside 0..{n_cols - 1}"
-    return None
-
-
-def similarity_problem(arrays: Arrays, n_items: int) -> str | None:
-    """What is wrong with the stored neighbour matrix's CSR arrays, or ``None``."""
-    return csr_problem(arrays, "similarity_", n_items, n_items)
-
-
-def _similarity(arrays: Arrays, n_items: int) -> sp.csr_matrix:
-    """The stored neighbour matrix, its index arrays checked so scipy never reads out of bounds."""
-    problem = similarity_problem(arrays, n_items)
-    if problem:
-        raise ModelFileError(f"itemknn: the stored similarity matrix is damaged ({problem})")
-    indptr, indices = arrays["similarity_indptr"], arrays["similarity_indices"]
-    return sp.csr_matrix((arrays["similarity_data"], indices, indptr), shape=(n_items, n_items))
-
-
-class ItemKNNBackend:
+class ItemKNNBackend(NeighbourScoring):
     """Item-item k nearest neighbours: scores ``x S`` with ``S`` each item's top-k similarities."""
 
     name = "itemknn"
@@ -314,38 +283,6 @@ class ItemKNNBackend:
             "similarity_indices": similarity.indices.astype(np.int32),
             "similarity_data": similarity.data.astype(np.float32),
         }
-
-    def array_specs(
-        self, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> dict[str, ArraySpec]:
-        """The neighbour matrix as CSR: at most ``neighbors`` entries per item."""
-        most = n_items * min(params["neighbors"], n_items)
-        return {
-            "similarity_indptr": ArraySpec((n_items + 1,), "iu", meaning="items + 1"),
-            "similarity_indices": ArraySpec((None,), "iu", max_size=most),
-            "similarity_data": ArraySpec((None,), max_size=most, learned=True),
-        }
-
-    def check_arrays(
-        self, arrays: Arrays, params: Mapping[str, Any], n_users: int, n_items: int
-    ) -> None:
-        """The CSR arrays agree with each other and index real items."""
-        problem = similarity_problem(arrays, n_items)
-        if problem:
-            raise ValueError(problem)
-
-    def score(
-        self, arrays: Arrays, params: Mapping[str, Any], rows: sp.csr_matrix, users: np.ndarray
-    ) -> np.ndarray:
-        similarity = _similarity(arrays, rows.shape[1])
-        return (rows.astype(np.float32, copy=False) @ similarity).toarray()
-
-    def similar_items(
-        self, arrays: Arrays, params: Mapping[str, Any], items: np.ndarray
-    ) -> np.ndarray:
-        """Row ``i`` of ``S``: item ``i``'s neighbours (what a one-item basket scores, too)."""
-        n_items = arrays["similarity_indptr"].size - 1
-        return _similarity(arrays, n_items)[np.asarray(items)].toarray()
 
 
 @hookimpl
