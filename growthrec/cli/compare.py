@@ -13,10 +13,10 @@ from growthrec.cli.evaluate import (
     add_protocol_options,
     clamp_warnings,
     diversity_basis,
-    evaluation_payload,
     evaluation_table,
     protocol_from,
     run_evaluation,
+    run_payload,
 )
 from growthrec.cli.notes import warn
 from growthrec.cli.options import (
@@ -32,7 +32,7 @@ from growthrec.cli.options import (
     short_lists_note,
 )
 from growthrec.cli.output import Output, data_text
-from growthrec.cli.payloads import data_payload, split_payload
+from growthrec.cli.payloads import split_payload
 from growthrec.cli.tune import trials_text
 from growthrec.errors import DataError, ParameterError
 from growthrec.evaluation.comparison import (
@@ -269,14 +269,7 @@ def run_tuned_comparison(
             seed=args.seed,
         )
     payload = {
-        "data": data_payload(loaded.report),
-        **evaluation_payload(split, evaluations, ks),
-        "diversity_basis": options.spec.category
-        if "categories" in basis
-        else "item vectors (svd of train)",
-        "list_spec": options.payload(with_purchases=False),
-        "ks_clamped": {str(k): split.train.n_items for k in clamped},
-        "warnings": warnings,
+        **run_payload(loaded, split, evaluations, ks, options, basis, clamped, warnings),
         "tuning": {
             "split": {**split_payload(validation), "protocol": f"validation of {split.protocol}"},
             "metric": f"ndcg@{at}",

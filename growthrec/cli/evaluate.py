@@ -12,6 +12,8 @@ from rich.table import Table
 
 from growthrec.cli.notes import warn
 from growthrec.cli.options import (
+    ListOptions,
+    LoadedData,
     add_backend_options,
     add_data_options,
     add_json_option,
@@ -198,16 +200,7 @@ def run_evaluation(
                     **basis,
                 )
             )
-    payload = {
-        "data": data_payload(loaded.report),
-        **evaluation_payload(split, evaluations, ks),
-        "diversity_basis": options.spec.category
-        if "categories" in basis
-        else "item vectors (svd of train)",
-        "list_spec": options.payload(with_purchases=False),
-        "ks_clamped": {str(k): split.train.n_items for k in clamped},
-        "warnings": warnings,
-    }
+    payload = run_payload(loaded, split, evaluations, ks, options, basis, clamped, warnings)
     out.emit_json(payload)
     out.print(load_report_table(out, loaded.report))
     out.print(_split_line(split, args.seed, evaluations[0].ranking))
@@ -304,6 +297,30 @@ def task_tables(out: Output, evaluations: Sequence[Evaluation], ks: Sequence[int
     rows = [(e.backend, *(e.tasks[name].metrics[k][m] for name, m in pairs)) for e in evaluations]
     tables.append(out.table(["backend", *columns], rows, title="By task", numeric=columns))
     return tables
+
+
+def run_payload(
+    loaded: LoadedData,
+    split: Split,
+    evaluations: Sequence[Evaluation],
+    ks: Sequence[int],
+    options: ListOptions,
+    basis: Mapping[str, Any],
+    clamped: Sequence[int],
+    warnings: Sequence[str],
+) -> dict[str, Any]:
+    """The JSON of an ``evaluate`` or ``compare`` run: the data, the results, how diversity
+    and the lists were made, the cut-offs clamped and the warnings."""
+    return {
+        "data": data_payload(loaded.report),
+        **evaluation_payload(split, evaluations, ks),
+        "diversity_basis": options.spec.category
+        if "categories" in basis
+        else "item vectors (svd of train)",
+        "list_spec": options.payload(with_purchases=False),
+        "ks_clamped": {str(k): split.train.n_items for k in clamped},
+        "warnings": list(warnings),
+    }
 
 
 def evaluation_payload(
