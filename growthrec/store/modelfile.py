@@ -8,7 +8,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import numpy as np
@@ -181,16 +181,20 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _npy_header(stream: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype of the .npy header ``stream`` starts with."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise _Damaged(f"{name}: unsupported .npy version {version}")
+
+
 def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _Header:
     """The member's npy header, checked against the size the zip says it unpacks to."""
     with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise _Damaged(f"{name}: unsupported .npy version {version}")
+        shape, _fortran, dtype = _npy_header(stream, name)
         header_bytes = stream.tell()
     if dtype.hasobject or dtype.names is not None or dtype.kind not in "biufU":
         raise _Damaged(f"{name}: dtype {dtype} is not plain numbers or text")
@@ -240,13 +244,7 @@ def _read_stored(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
         raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header differ")
     fp.seek(extra_length, os.SEEK_CUR)
     start = fp.tell()
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        raise _Damaged(f"{info.filename}: unsupported .npy version {version}")
+    shape, fortran, dtype = _npy_header(fp, info.filename)
     if dtype.hasobject:
         raise _Damaged(f"{info.filename}: dtype {dtype} is not plain numbers or text")
     header_bytes = fp.tell() - start
