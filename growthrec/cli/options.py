@@ -554,7 +554,9 @@ def add_list_options(parser: argparse.ArgumentParser, *, purchases: bool = False
         choices=SIMILARITIES,
         default="categories",
         help="what mmr and dpp compare items by: catalogue categories (--category-col), the "
-        "model's item features, or its item factors (default: categories)",
+        "model's item features, its item factors, or purchases (SVD item vectors of the "
+        "train matrix, 32 dims, the run's seed: the ruler intra-list diversity uses without "
+        "categories; any backend) (default: categories)",
     )
     group.add_argument(
         "--window",

@@ -17,18 +17,18 @@ from typing import Any
 import attrs
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from growthrec.backends.registry import get_backend
 from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions, column_counts
+from growthrec.core.item_vectors import item_vectors_for_diversity  # re-exported: callers' name
 from growthrec.core.metrics import HEAD_SHARE, MetricTotals
 from growthrec.core.model import Model
 from growthrec.core.ranking import batch_rows, top_k_batched
 from growthrec.core.reranking import CategoryTable, user_category_distribution
 from growthrec.core.sampling import candidate_items, candidate_scores, sample_candidates
-from growthrec.core.seeds import Seed, resolve_rng
+from growthrec.core.seeds import Seed
 from growthrec.core.split import Split
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError
@@ -572,38 +572,6 @@ def evaluate_backend(
         n_short_lists=result.n_short_lists,
         lists=result if keep_lists else None,
     )
-
-
-def item_vectors_for_diversity(train: Interactions, dims: int = 32, seed: Seed = 0) -> np.ndarray:
-    """Item vectors (n_items x dims, float32) for intra-list diversity when there are no categories.
-
-    A truncated SVD of the binary train matrix, item side: ``components_.T`` scaled by the
-    singular values. They come from the data, not from the model under test, so every backend's
-    lists are measured with the same ruler: a model's own factors would flatter lists that are
-    spread out in its own space. ``dims`` is clamped below min(n_users, n_items).
-    """
-    from sklearn.decomposition import TruncatedSVD  # slow import: only when asked for
-
-    if int(dims) != dims or dims < 1:
-        raise ParameterError(f"dims={dims} must be a whole number of at least 1")
-    n_users, n_items = train.matrix.shape
-    largest = min(n_users, n_items) - 1
-    if largest < 1:
-        raise ParameterError(
-            f"item vectors need at least 2 customers and 2 items; the data has {n_users} x "
-            f"{n_items}"
-        )
-    m = train.matrix
-    binary = sp.csr_matrix(((m.data != 0).astype(np.float32), m.indices, m.indptr), shape=m.shape)
-    svd = TruncatedSVD(
-        n_components=min(int(dims), largest),
-        algorithm="randomized",
-        random_state=int(resolve_rng(seed).integers(2**31 - 1)),
-    )
-    with threadpool_limits(1, "blas"):  # thin SVDs run faster on one BLAS thread here
-        svd.fit(binary)
-    vectors = svd.components_.T * svd.singular_values_[None, :]
-    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def categories_from(attribute: np.ndarray) -> np.ndarray:

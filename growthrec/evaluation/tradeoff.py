@@ -27,6 +27,7 @@ import numpy as np
 
 from growthrec.core.coldstart import ColdStart
 from growthrec.core.features import Features
+from growthrec.core.item_vectors import purchase_seed
 from growthrec.core.model import Model
 from growthrec.core.reranking import RerankSpec
 from growthrec.core.split import Split
@@ -361,7 +362,7 @@ def diversity_basis(model: Model, column: str) -> tuple[str, dict[str, np.ndarra
             return f"{column} rows (cosine)", {"item_vectors": rows}
         return f"{column} values", {"categories": categories_from(model.item_attributes[column])}
     return "item vectors (svd of train)", {
-        "item_vectors": item_vectors_for_diversity(model.train, seed=0)
+        "item_vectors": item_vectors_for_diversity(model.train, seed=purchase_seed(model.seed))
     }
 
 

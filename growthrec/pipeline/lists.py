@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from growthrec.backends.contract import Backend, dot_product_factors
 from growthrec.core.coldstart import blend_factors, mapped_factors
 from growthrec.core.interactions import rows_from_baskets
+from growthrec.core.item_vectors import item_vectors_for_diversity, purchase_seed
 from growthrec.core.model import Model
 from growthrec.core.ranking import FactorBatch, ItemsByNorm, top_k_batched, top_k_factors
 from growthrec.core.reranking import (
@@ -218,7 +219,9 @@ def _category_table(model: Model, column: str) -> CategoryTable:
 def _similarity_table(
     model: Model, prepared: PreparedModel, kind: str, column: str
 ) -> SimilarityTable:
-    """What MMR and the DPP compare items by: categories, item features or item factors."""
+    """What MMR and the DPP compare items by: categories, item features, item factors, or
+    purchase vectors (the SVD item vectors intra-list diversity is measured on, same
+    dimensions and seed, so the re-ranker diversifies by the metric's own ruler)."""
     if kind == "categories":
         return similarity_from_categories(_category_table(model, column))
     if kind == "features":
@@ -227,10 +230,16 @@ def _similarity_table(
                 "rerank: --similarity features needs a model trained with --item-features"
             )
         return similarity_from_vectors(model.item_features.matrix, "item features")
+    if kind == "purchases":
+        try:
+            vectors = item_vectors_for_diversity(model.train, seed=purchase_seed(model.seed))
+        except ParameterError as exc:
+            raise ParameterError(f"rerank: --similarity purchases: {exc}") from None
+        return similarity_from_vectors(vectors, "purchase vectors")
     if prepared.items_by_norm is None:
         raise ParameterError(
             f"rerank: --similarity factors needs a dot-product model; {model.backend} has no "
-            "item factors (use categories or features)"
+            "item factors (use purchases, categories or features)"
         )
     factors = prepared.factor_methods[0](model.arrays, model.params)
     cold = model.coldstart.get("item_factors")

@@ -106,7 +106,9 @@ class RerankRequest(_Request):
     similarity: Literal[SIMILARITIES] = Field(  # type: ignore[valid-type]
         "categories",
         description="What MMR and the DPP compare items by: catalogue `categories` (the "
-        "`category` column), item `features`, or the model's `factors`.",
+        "`category` column), item `features`, the model's `factors`, or `purchases` (SVD "
+        "item vectors of the train matrix: the ruler intra-list diversity uses without "
+        "categories; built on the first request that asks, then kept).",
     )
     window: int | None = Field(
         None, ge=2, le=MAX_N, description="DPP only: diverse over any `window` consecutive items."

@@ -12,8 +12,10 @@ __all__ = ["MMR_AGGREGATES", "RERANKERS", "SIMILARITIES", "RerankSpec"]
 
 #: Re-rankers by name: ``none`` keeps the relevance order (the popularity penalty still applies).
 RERANKERS = ("none", "mmr", "dpp", "calibration")
-#: Where item similarity comes from: catalogue categories, item feature rows, the model's factors.
-SIMILARITIES = ("categories", "features", "factors")
+#: Where item similarity comes from: catalogue categories, item feature rows, the model's factors,
+#: or purchase vectors (``growthrec.core.item_vectors``: the ruler intra-list diversity uses on
+#: data without categories; any backend has them).
+SIMILARITIES = ("categories", "features", "factors", "purchases")
 #: How MMR sums up a candidate's similarity to the items already chosen: the largest (Carbonell
 #: & Goldstein) or the mean (Ziegler et al. 2005; what intra-list diversity averages).
 MMR_AGGREGATES = ("max", "mean")
