@@ -13,8 +13,10 @@ reduced) and ``tradeoff-<name>.md`` (the chosen strengths' test figures) into ``
 and prints them; ``--reports DIR`` keeps the whole report folders (report.png, report.html,
 report.json). About 3 minutes for ml-latest-small, 18 for Online Retail (its dpp by item
 features is the slow part) and 2 for ``online-retail-factors`` on a busy 2-core machine. That
-last run is a diagnostic, not the best backend: tuned iALS, so that MMR can compare items by
+run is a diagnostic, not the best backend: tuned iALS, so that MMR can compare items by
 purchases (the model's factors), as diversity on Online Retail is measured (SVD item vectors).
+``online-retail-purchases`` keeps the best backend and compares items by those very SVD item
+vectors (``--similarity purchases``), so the re-rankers diversify by the metric's own ruler.
 
     python benchmarks/tradeoff_real_data.py [--output benchmarks/results] [--only movielens]
 """
@@ -70,6 +72,18 @@ RUNS = {
         "--param", "unobserved_weight=0.3", "--param", "nu=1.0",
         "--similarity", "factors",
         "--rerankers", "mmr,mmr-mean,popularity,popularity=0.8+mmr-mean",
+    ],
+    # The best backend again, with MMR and the DPP comparing items by purchases: the SVD item
+    # vectors intra-list diversity is measured on (--similarity purchases), not Descriptions.
+    "online-retail-purchases": [
+        "--data", str(DATA / "online-retail" / "online_retail.parquet"),
+        "--preset", "online-retail",
+        "--protocol", "leave-one-out", "--by", "latest",
+        "--model", "sparse_ease", "--param", "l2=50", "--param", "neighbors=100",
+        "--param", "dropout=0.0",
+        "--similarity", "purchases",
+        "--rerankers", "mmr,mmr-mean,dpp,popularity+mmr-mean,popularity=0.5+mmr-mean,"
+        "popularity=0.8+mmr-mean",
     ],
 }  # fmt: skip
 
