@@ -41,6 +41,7 @@ BUILTIN_MODULES = (
     "growthrec.backends.ials",
     "growthrec.backends.sparse_ease",
     "growthrec.backends.hybrid",
+    "growthrec.backends.blend",
 )
 
 
