@@ -448,7 +448,7 @@ def backend_params(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not name.strip():
             raise ParameterError(f"--param {item!r}: expected NAME=VALUE, e.g. --param factors=64")
         params[name.strip()] = value.strip()
-    if args.factors is not None:
+    if getattr(args, "factors", None) is not None:  # 'tune' has no --factors
         params["factors"] = args.factors
     return params
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from growthrec.backends.contract import resolve_params
 from growthrec.backends.registry import get_backend
 from growthrec.cli.evaluate import add_protocol_options, clamp_warnings, protocol_from
 from growthrec.cli.notes import warn
@@ -13,6 +14,7 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     add_weighting_and_seed,
+    backend_params,
     load_data,
     load_report_table,
     positive_int,
@@ -20,6 +22,7 @@ from growthrec.cli.options import (
 from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, file_payload, split_payload
 from growthrec.core.metrics import METRIC_NAMES
+from growthrec.errors import ParameterError
 from growthrec.evaluation.protocols import check_features, make_validation_split
 from growthrec.evaluation.runs import clamp_ks
 from growthrec.evaluation.tuning import (
@@ -56,6 +59,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=V1,V2|NAME=LOW..HIGH",
         help="values to try for a parameter (a LOW..HIGH range needs --trials or --budget); "
         "repeatable",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter every trial takes as given (not searched); repeatable",
     )
     how = p.add_mutually_exclusive_group()
     how.add_argument(
@@ -96,14 +106,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> None:
     backend = get_backend(args.backend)
+    fixed = backend_params(args)
     searching = args.budget is not None or args.trials is not None
     if args.grid or not searching:
         space = parse_space(args.grid, backend)
+        both = sorted(set(fixed) & {*space.choices, *space.ranges})
+        if both:
+            raise ParameterError(f"--param {both[0]}: also given to --grid; give it one way")
     else:
-        space = default_search_space(backend)
+        space = default_search_space(backend).without(fixed)
     settings = []
     if args.budget is None:
-        settings = candidates(space, backend, trials=args.trials, seed=args.seed)
+        settings = [
+            resolve_params(backend, {**s, **fixed})
+            for s in candidates(space, backend, trials=args.trials, seed=args.seed)
+        ]
     n_trials = args.budget if args.budget is not None else len(settings)
     protocol = protocol_from(args)
     with out.steps(2 + n_trials) as steps:
@@ -130,7 +147,13 @@ def run(args: argparse.Namespace, out: Output) -> None:
         }
         if args.budget is not None:
             search = sequential_search(
-                split, args.backend, space, budget=args.budget, prune=not args.no_prune, **options
+                split,
+                args.backend,
+                space,
+                budget=args.budget,
+                prune=not args.no_prune,
+                fixed=fixed,
+                **options,
             )
         else:
             method = "grid" if args.trials is None else "random"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -77,6 +77,15 @@ class SearchSpace:
         """Whether the range of ``name`` is searched log-uniformly."""
         low = self.ranges[name][0]
         return self.log.get(name, isinstance(low, float) and low > 0)
+
+    def without(self, names: Iterable[str]) -> SearchSpace:
+        """This space with ``names`` left out (parameters the caller fixed)."""
+        drop = set(names)
+        return SearchSpace(
+            {n: v for n, v in self.choices.items() if n not in drop},
+            {n: v for n, v in self.ranges.items() if n not in drop},
+            self.log,
+        )
 
     def grid_size(self) -> int | None:
         """How many settings the choices make, or ``None`` with a range (endless)."""
@@ -388,12 +397,7 @@ def sequential_search(
     impl = get_backend(backend)
     if budget < 1:
         raise ParameterError(f"--budget {budget} must be at least 1")
-    if fixed:  # what the caller fixed is not searched
-        space = SearchSpace(
-            {n: v for n, v in space.choices.items() if n not in fixed},
-            {n: v for n, v in space.ranges.items() if n not in fixed},
-            space.log,
-        )
+    space = space.without(fixed or {})  # what the caller fixed is not searched
     if not space.choices and not space.ranges:
         raise ParameterError(
             f"{backend}: nothing to search (it declares no search space); give --grid NAME=..."
