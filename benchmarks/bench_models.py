@@ -3,6 +3,7 @@
 Usage (from the repository root, with ../shared/data present):
 
     python benchmarks/bench_models.py compare RESULTS_DIR [CELL ...]  # from tuned params
+    python benchmarks/bench_models.py tune-blend RESULTS_DIR [CELL ...]  # pairs, on validation
     python benchmarks/bench_models.py check                     # quick: defaults on both datasets
     python benchmarks/bench_models.py fit-time MODEL [k=v ...]  # one fit at MovieLens-20M shape
     python benchmarks/bench_models.py ials-vs-implicit          # accuracy and time, same data
@@ -17,7 +18,11 @@ the relative improvement of each backend over the best of today's backends.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -59,7 +64,11 @@ DATASETS = {
 MAIN_CELLS = ("movielens", "online-retail")
 #: Today's backends (before issue 16) and the new ones.
 TODAY = ("svd", "als", "bpr", "itemknn", "ease")
-NEW = ("rp3beta", "edlae", "ials", "sparse_ease")
+NEW = ("rp3beta", "edlae", "ials", "sparse_ease", "blend")
+#: The weights ``tune-blend`` tries for each pair, and how many of the best tuned backends
+#: (by validation NDCG@10) it pairs.
+BLEND_WEIGHTS = "0.2,0.35,0.5,0.65,0.8"
+BLEND_TOP = 3
 
 
 def load_split(dataset: str, validation: bool = False):
@@ -158,6 +167,46 @@ def compare(
             )
 
 
+def tune_blend(results: Path, dataset: str) -> None:
+    """Tune ``blend`` of each pair of the cell's ``BLEND_TOP`` best tuned backends (validation
+    NDCG@10 in their ``params.json``) over ``BLEND_WEIGHTS`` with ``growthrec tune``, and keep
+    the pair and weight best on validation as ``blend.params.json``: the test split is never
+    looked at."""
+    from growthrec.cli.main import main as growthrec
+
+    folder = results / dataset
+    tuned = {}
+    for backend in TODAY + NEW:
+        path = folder / f"{backend}.params.json"
+        if backend != "blend" and path.exists():
+            tuned[backend] = json.loads(path.read_text())
+    best = sorted(tuned, key=lambda b: -tuned[b]["value"])[:BLEND_TOP]
+    values = {}
+    for first, second in itertools.combinations(best, 2):
+        pairs = {
+            part: ",".join(f"{k}={v}" for k, v in tuned[name]["params"].items() if k != "threads")
+            for part, name in (("first", first), ("second", second))
+        }
+        output = folder / f"blend-{first}-{second}.params.json"
+        args = [
+            "tune", *DATASETS[dataset], "--model", "blend", "--grid", f"weight={BLEND_WEIGHTS}",
+            "--param", f"first={first}", "--param", f"first_params={pairs['first']}",
+            "--param", f"second={second}", "--param", f"second_params={pairs['second']}",
+            "--output", str(output), "--json",
+        ]  # fmt: skip
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            code = growthrec(args)
+        if code:
+            raise SystemExit(f"growthrec {' '.join(args)} exited {code}")
+        record = json.loads(output.read_text())
+        values[output] = record["value"]
+        print(f"{dataset}: {first} + {second}, weight {record['params']['weight']}: "
+              f"validation NDCG@10 {record['value']:.4f}", flush=True)  # fmt: skip
+    chosen = max(values, key=values.get)
+    shutil.copyfile(chosen, folder / "blend.params.json")
+    print(f"{dataset}: blend.params.json <- {chosen.name}")
+
+
 def check() -> None:
     """Default parameters of today's best two and the new models, on both datasets (quick)."""
     for dataset in MAIN_CELLS:
@@ -228,6 +277,10 @@ if __name__ == "__main__":
     if command == "compare":
         results = Path(rest[0])
         compare(results, rest[1:] or [d for d in DATASETS if (results / d).is_dir()])
+    elif command == "tune-blend":
+        results = Path(rest[0])
+        for dataset in rest[1:] or [d for d in DATASETS if (results / d).is_dir()]:
+            tune_blend(results, dataset)
     elif command == "check":
         check()
     elif command == "fit-time":
