@@ -215,6 +215,12 @@ def test_command_line_recommend_export_evaluate(shop_file, tmp_path, capsys):
         *rerank,
     )  # fmt: skip
     assert evaluated["list_spec"]["rerank"]["similarity"] == "purchases"
+    compared = run_json(
+        capsys, "compare", "--data", shop_file, "--models", "ease,popularity", "--k", 5,
+        *rerank,
+    )  # fmt: skip
+    assert [r["backend"] for r in compared["results"]] == ["ease", "popularity"]
+    assert compared["list_spec"]["rerank"]["similarity"] == "purchases"
     error = assert_error(
         capsys, 2, "evaluate", "--data", shop_file, "--model", "popularity", "--k", 5,
         "--no-baseline", "--rerank", "mmr", "--strength", "0.5", "--similarity", "factors",
