@@ -68,6 +68,7 @@ def test_labels_and_dict_form(evaluations):
         assert list(d) == [
             "backend",
             "params",
+            "recency",
             "protocol",
             "ranking",
             "seed",

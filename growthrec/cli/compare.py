@@ -23,6 +23,7 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     add_list_options,
+    add_recency_option,
     add_weighting_and_seed,
     list_spec_from,
     list_spec_text,
@@ -50,7 +51,7 @@ from growthrec.evaluation.tuning import (
     default_search_space,
     sequential_search,
 )
-from growthrec.store.tuned import read_tuned, tuned_fingerprint, tuned_path
+from growthrec.store.tuned import read_tuned, tuned_fingerprint, tuned_path, tuned_recency
 
 __all__ = ["DEFAULT_BUDGET", "add_parser"]
 
@@ -122,6 +123,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --tune: bootstrap resamples of the test customers (default 2000)",
     )
     add_weighting_and_seed(c)
+    add_recency_option(c)
     add_protocol_options(c)
     add_list_options(c)
     add_json_option(c)
@@ -146,6 +148,7 @@ def run_compare(args: argparse.Namespace, out: Output) -> None:
             "--tune and --tuned: give one (--tune searches afresh; --tuned reuses 'tune' files)"
         )
     tuned_on: dict[Path, str] = {}
+    recency = {name: args.recency or 0.0 for name in names}
     if args.tuned:  # a backend without a tuned file keeps its defaults
         if not Path(args.tuned).exists():
             raise DataError(f"--tuned {args.tuned}: no such folder or file (run 'growthrec tune')")
@@ -153,6 +156,8 @@ def run_compare(args: argparse.Namespace, out: Output) -> None:
             path = tuned_path(args.tuned, name)
             if path.is_file():
                 params[name].update(read_tuned(args.tuned, name)[1])
+                if args.recency is None:
+                    recency[name] = tuned_recency(path) or 0.0
                 fingerprint = tuned_fingerprint(path)
                 if fingerprint is not None:
                     tuned_on[path] = fingerprint
@@ -167,7 +172,8 @@ def run_compare(args: argparse.Namespace, out: Output) -> None:
     if args.tune:
         run_tuned_comparison(args, out, params)
         return
-    run_evaluation(args, out, [(n, params[n]) for n in names], args.weighting, tuned_on)
+    backends = [(n, params[n]) for n in names]
+    run_evaluation(args, out, backends, args.weighting, tuned_on, recency)
 
 
 def run_tuned_comparison(
@@ -227,6 +233,7 @@ def run_tuned_comparison(
                 n_threads=args.threads or 0,
                 prune=not args.no_prune,
                 fixed=pinned[name],
+                recency=args.recency or 0.0,
                 on_trial=lambda n, p, name=name: steps.step(
                     f"tuning {name}: trial {n + 1}/{budget}"
                 ),
@@ -253,6 +260,7 @@ def run_tuned_comparison(
                 coldstart=loaded.coldstart,
                 item_attributes=loaded.attributes,
                 spec=options.spec,
+                recency=args.recency or 0.0,
                 **features,
                 **basis,
             )

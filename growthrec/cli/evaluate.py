@@ -137,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "'recommend' and 'export' with the same options.",
     )
     add_data_options(p)
-    add_backend_options(p)
+    add_backend_options(p, recency=True)
     add_protocol_options(p)
     add_list_options(p)
     p.add_argument("--no-baseline", action="store_true", help="skip the popularity baseline")
@@ -164,7 +164,10 @@ def run_evaluation(
     backends: Sequence[tuple[str, Mapping[str, Any]]],
     weighting: str,
     tuned_on: Mapping[Path, str] | None = None,
+    recency: Mapping[str, float] | None = None,
 ) -> None:
+    """Fit and evaluate each of ``backends`` on one split (``recency``: each backend's
+    half-life, 0 where absent) and print or emit the comparison."""
     protocol = protocol_from(args)
     with out.steps(2 + len(backends)) as steps:
         steps.step(f"reading {args.data}")
@@ -196,6 +199,7 @@ def run_evaluation(
                     coldstart=loaded.coldstart,
                     item_attributes=loaded.attributes,
                     spec=options.spec,
+                    recency=(recency or {}).get(name, 0.0),
                     **features,
                     **basis,
                 )
@@ -254,7 +258,8 @@ def run_evaluate(args: argparse.Namespace, out: Output) -> None:
     backends = [(backend, backend_params(args))]
     if not args.no_baseline and backend != BASELINE:
         backends.append((BASELINE, {}))
-    run_evaluation(args, out, backends, args.weighting or "binary")
+    recency = {name: args.recency or 0.0 for name, _ in backends}
+    run_evaluation(args, out, backends, args.weighting or "binary", recency=recency)
 
 
 def evaluation_table(

@@ -402,8 +402,11 @@ def load_report_table(out: Output, report: LoadReport) -> Table:
     return out.table(["", "value"], rows, title=f"Data: {report.path}", numeric=["value"])
 
 
-def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = True) -> None:
-    """The backend, its parameters, the weighting and the seed."""
+def add_backend_options(
+    parser: argparse.ArgumentParser, *, model_flag: bool = True, recency: bool = False
+) -> None:
+    """The backend, its parameters, the weighting and the seed (and, with ``recency``,
+    ``--recency``)."""
     group = parser.add_argument_group("model")
     if model_flag:
         group.add_argument(
@@ -424,6 +427,21 @@ def add_backend_options(parser: argparse.ArgumentParser, *, model_flag: bool = T
         help="a backend parameter; repeat for several",
     )
     add_weighting_and_seed(group, tuned=True)
+    if recency:
+        add_recency_option(group)
+
+
+def add_recency_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--recency HALF_LIFE: weight each customer's recent purchases more when ranking them."""
+    parser.add_argument(
+        "--recency",
+        type=float,
+        default=None,
+        metavar="HALF_LIFE",
+        help="when ranking a customer, weight their purchases by how recent they are: the "
+        "k-th latest purchase time counts 0.5^(k/HALF_LIFE) (default 0: off, or the tuned "
+        "value); needs a time column",
+    )
 
 
 def add_weighting_and_seed(

@@ -93,6 +93,7 @@ def model_payload(model: Model, path: Path | str) -> dict[str, Any]:
         "backend": model.backend,
         "params": dict(model.params),
         "weighting": model.weighting,
+        "recency": model.recency,
         "seed": model.seed,
     }
 

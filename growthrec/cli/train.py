@@ -21,7 +21,7 @@ from growthrec.core.interactions import interactions_from_events
 from growthrec.core.model import Model
 from growthrec.pipeline.fitting import fit_model
 from growthrec.store.modelfile import save_model
-from growthrec.store.tuned import read_tuned, tuned_weighting
+from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
 
 __all__ = ["add_parser", "model_path_for", "model_rows", "model_summary"]
 
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "carries the id maps, the training matrix and the learned arrays.",
     )
     add_data_options(p)
-    add_backend_options(p)
+    add_backend_options(p, recency=True)
     p.add_argument(
         "--output",
         type=Path,
@@ -72,6 +72,7 @@ def model_rows(model: Model, catalog: Path | None) -> list[tuple[str, str]]:
         ("backend", model.backend),
         ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items()) or "-"),
         ("weighting", model.weighting),
+        *([("recency half-life", f"{model.recency:g} purchase times")] if model.recency else []),
         ("users", f"{data.n_users:,}"),
         ("items", f"{data.n_items:,}"),
         ("interactions (distinct pairs)", f"{data.nnz:,}"),
@@ -111,20 +112,23 @@ def features_rows(model: Model, n_cold_items: int) -> list[tuple[str, str]]:
     return rows
 
 
-def _choices(args: argparse.Namespace) -> tuple[str, dict, str]:
-    """Backend, parameters and weighting: explicit options, then --params-file, then defaults."""
+def _choices(args: argparse.Namespace) -> tuple[str, dict, str, float]:
+    """Backend, parameters, weighting and recency: explicit options, then --params-file, then
+    defaults."""
     params: dict = {}
-    backend, weighting = args.backend, args.weighting
+    backend, weighting, recency = args.backend, args.weighting, args.recency
     if args.params_file is not None:
         backend, tuned = read_tuned(args.params_file, backend)
         params.update(tuned)
         weighting = weighting or tuned_weighting(args.params_file)
+        if recency is None:
+            recency = tuned_recency(args.params_file)
     params.update(backend_params(args))
-    return backend or "svd", params, weighting or "binary"
+    return backend or "svd", params, weighting or "binary", recency or 0.0
 
 
 def run(args: argparse.Namespace, out: Output) -> None:
-    backend, params, weighting = _choices(args)
+    backend, params, weighting, recency = _choices(args)
     args.backend = backend
     with out.steps(3) as steps:
         steps.step(f"reading {args.data}")
@@ -143,6 +147,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             item_features=loaded.item_features,
             user_features=loaded.user_features,
             coldstart=loaded.coldstart,
+            recency=recency,
         )
         fit_seconds = time.perf_counter() - start
         steps.step("writing the model file")

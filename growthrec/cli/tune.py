@@ -13,6 +13,7 @@ from growthrec.cli.notes import warn
 from growthrec.cli.options import (
     add_data_options,
     add_json_option,
+    add_recency_option,
     add_weighting_and_seed,
     backend_params,
     load_data,
@@ -93,6 +94,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--at", type=positive_int, default=10, help="the K of --metric (default 10)")
     add_weighting_and_seed(p)
+    add_recency_option(p)
     p.add_argument(
         "--output",
         type=Path,
@@ -143,6 +145,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             "n_threads": args.threads or 0,
             "on_trial": lambda n, p: steps.step(f"trial {n + 1}/{n_trials}: {p}"),
             "coldstart": loaded.coldstart,
+            "recency": args.recency or 0.0,
             **features,
         }
         if args.budget is not None:
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
         "backend": args.backend,
         "params": dict(best.params),
         "weighting": args.weighting,
+        "recency": args.recency or 0.0,
         "metric": target,
         "value": best.score(args.metric, args.at),
         "protocol": f"validation of {split.protocol}",
@@ -180,6 +184,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             "data": data_payload(loaded.report),
             "backend": args.backend,
             "weighting": args.weighting,
+            "recency": args.recency or 0.0,
             "seed": args.seed,
             "metric": target,
             "split": {**split_payload(split), "protocol": record["protocol"]},

@@ -29,6 +29,11 @@ class Model:
     model learned from; ``coldstart`` holds what was fitted from them (see
     ``growthrec.pipeline.coldstart``): ``item_map``/``user_map`` from features to factors and
     ``item_factors``, the learned factors blended with the mapped ones.
+
+    ``recency``: a half-life in purchase times (0: off). When ranking a training customer,
+    their purchases are weighted ``0.5 ** (k / recency)``, ``k`` counting their later purchase
+    times (``growthrec.core.weighting.recency_decay``), and every backend scores from those
+    rows (factor models fold the customer in from them). The fit itself sees every purchase.
     """
 
     backend: str
@@ -42,3 +47,4 @@ class Model:
     user_features: Features | None = attrs.field(default=None, eq=False)
     coldstart: Mapping[str, np.ndarray] = attrs.field(factory=dict, eq=False)
     coldstart_options: ColdStart = attrs.field(factory=ColdStart)
+    recency: float = 0.0

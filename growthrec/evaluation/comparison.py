@@ -42,6 +42,7 @@ def evaluate_per_customer(
     coldstart: ColdStart | None = None,
     item_attributes: Mapping[str, np.ndarray] | None = None,
     spec: ListSpec | None = None,
+    recency: float = 0.0,
 ) -> tuple[Evaluation, np.ndarray]:
     """``evaluate_backend``'s result on a warm split, and each test customer's NDCG@``k``.
 
@@ -72,6 +73,7 @@ def evaluate_per_customer(
         item_attributes=item_attributes,
         spec=spec,
         keep_lists=True,
+        recency=recency,
     )
     result = evaluation.lists
     assert result is not None and result.lists is not None  # a warm split keeps them

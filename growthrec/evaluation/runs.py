@@ -30,10 +30,14 @@ from growthrec.core.reranking import CategoryTable, user_category_distribution
 from growthrec.core.sampling import candidate_items, candidate_scores, sample_candidates
 from growthrec.core.seeds import Seed
 from growthrec.core.split import Split
-from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError
 from growthrec.pipeline.fitting import fit_model
-from growthrec.pipeline.lists import item_categories, recommend, recommend_new_customers
+from growthrec.pipeline.lists import (
+    item_categories,
+    recommend,
+    recommend_new_customers,
+    training_rows,
+)
 from growthrec.pipeline.rules import ListSpec
 
 __all__ = [
@@ -97,12 +101,14 @@ class Evaluation:
     tasks: Mapping[str, TaskResult] = attrs.field(factory=dict)
     n_short_lists: int = 0
     lists: ListsEvaluation | None = attrs.field(default=None, eq=False, repr=False)
+    recency: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form with stable keys (``tasks`` only for a cold-start split)."""
         out = {
             "backend": self.backend,
             "params": dict(self.params),
+            "recency": self.recency,
             "protocol": self.protocol,
             "ranking": self.ranking,
             "seed": self.seed,
@@ -175,10 +181,11 @@ def _recommend_among(
 ) -> np.ndarray:
     """Top-``k`` item indices of each user among their candidate items only."""
     impl = get_backend(model.backend)
-    weighted = apply_weighting(model.train.matrix[users], model.weighting)
+    weighted, scoring_users = training_rows(model, users)
 
     def score_batch(start: int, stop: int) -> np.ndarray:
-        scores = impl.score(model.arrays, model.params, weighted[start:stop], users[start:stop])
+        rows, who = weighted[start:stop], scoring_users[start:stop]
+        scores = impl.score(model.arrays, model.params, rows, who)
         return candidate_scores(scores, candidates[start:stop])
 
     columns, _ = top_k_batched(
@@ -492,6 +499,7 @@ def evaluate_backend(
     item_attributes: Mapping[str, np.ndarray] | None = None,
     spec: ListSpec | None = None,
     keep_lists: bool = False,
+    recency: float = 0.0,
 ) -> Evaluation:
     """Fit ``backend`` on the split's train part and evaluate it on the held-out part.
 
@@ -500,7 +508,8 @@ def evaluate_backend(
     read) go to ``fit_model``; ``spec`` (a ``ListSpec``, its ``n`` each K) makes the lists, as
     ``recommend`` does; a cold-start split (``make_split`` with ``cold-items`` or
     ``cold-users``) is evaluated task by task (``evaluate_tasks``). ``keep_lists`` keeps a warm
-    split's lists in the result (``Evaluation.lists``).
+    split's lists in the result (``Evaluation.lists``). ``recency``: the model's half-life of
+    recency weights (``Model.recency``; 0: off).
     """
     ks = _checked_ks(ks)
     sampled_negatives = _checked_negatives(sampled_negatives)
@@ -523,6 +532,7 @@ def evaluate_backend(
         user_features=user_features,
         coldstart=coldstart,
         item_attributes=item_attributes,
+        recency=recency,
     )
     fit_seconds = time.perf_counter() - start
     if cold_split:
@@ -547,6 +557,7 @@ def evaluate_backend(
             ranking_label(None),
             tasks,
             first.n_short_lists,
+            recency=model.recency,
         )
     result = evaluate_lists(
         model,
@@ -571,6 +582,7 @@ def evaluate_backend(
         ranking_label(sampled_negatives),
         n_short_lists=result.n_short_lists,
         lists=result if keep_lists else None,
+        recency=model.recency,
     )
 
 

@@ -229,11 +229,14 @@ def evaluate_settings(
     item_features: Features | None = None,
     user_features: Features | None = None,
     coldstart: ColdStart | None = None,
+    recency: float = 0.0,
 ) -> Search:
-    """Every setting (a grid, or random draws: ``method``) evaluated in full, in order."""
+    """Every setting (a grid, or random draws: ``method``) evaluated in full, in order;
+    ``recency`` (``Model.recency``) for every one."""
     evaluate = _Evaluator(
         split, backend, metric, k, ks, weighting, seed, n_threads,
-        {"item_features": item_features, "user_features": user_features, "coldstart": coldstart},
+        {"item_features": item_features, "user_features": user_features, "coldstart": coldstart,
+         "recency": recency},
     )  # fmt: skip
     return Search(method, tuple(_timed_trials(evaluate, settings, on_trial)))
 
@@ -385,6 +388,7 @@ def sequential_search(
     item_features: Features | None = None,
     user_features: Features | None = None,
     coldstart: ColdStart | None = None,
+    recency: float = 0.0,
 ) -> Search:
     """Up to ``budget`` trials on ``split``, each proposed by Optuna's TPE from the earlier ones.
 
@@ -392,7 +396,7 @@ def sequential_search(
     choices only with no more settings than ``budget`` is tried whole instead (a grid), since
     a search could only repeat itself. Pruning: see the module docstring; ``prune=False``
     fits every trial in full. A setting proposed twice reuses the first result. ``fixed``:
-    parameters every trial takes as given (not searched).
+    parameters every trial takes as given (not searched); ``recency``: as ``evaluate_settings``.
     """
     impl = get_backend(backend)
     if budget < 1:
@@ -405,7 +409,7 @@ def sequential_search(
     features = {"item_features": item_features, "user_features": user_features}
     evaluate = _Evaluator(
         split, backend, metric, k, ks, weighting, seed, n_threads,
-        {**features, "coldstart": coldstart},
+        {**features, "coldstart": coldstart, "recency": recency},
     )  # fmt: skip
     size = space.grid_size()
     if size is not None and size <= budget:

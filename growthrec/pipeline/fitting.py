@@ -21,7 +21,7 @@ from growthrec.core.features import Features
 from growthrec.core.interactions import Interactions
 from growthrec.core.model import Model
 from growthrec.core.seeds import resolve_rng
-from growthrec.core.weighting import apply_weighting
+from growthrec.core.weighting import apply_weighting, check_recency
 from growthrec.errors import (
     DataError,
     GrowthrecError,
@@ -45,6 +45,7 @@ def fit_model(
     user_features: Features | None = None,
     coldstart: ColdStart | None = None,
     start: Mapping[str, np.ndarray] | None = None,
+    recency: float = 0.0,
 ) -> Model:
     """Fit the backend called ``backend`` on ``data`` (weighted by ``weighting``) into a Model.
 
@@ -56,9 +57,17 @@ def fit_model(
     ``growthrec.pipeline.coldstart``); ``coldstart`` sets how. ``start`` holds factors to
     start from instead of random ones (rows aligned with ``data``), for a backend with the
     optional ``fit_warm`` method (``als``); see ``growthrec.evaluation.retraining``.
+    ``recency`` (a half-life in purchase times, 0: off) weights each training customer's
+    recent purchases more when ranking them (``Model.recency``); it needs timestamps.
     """
     impl = get_backend(backend)
     resolved = resolve_params(impl, params or {})
+    recency = check_recency(recency)
+    if recency > 0 and data.timestamps is None:
+        raise DataError(
+            f"recency={recency:g} needs purchase times, and the data has none (read a time "
+            "column, --time-col on the command line, or leave recency at 0)"
+        )
     options = coldstart or ColdStart()
     for name, features, rows in (
         ("item_features", item_features, data.n_items),
@@ -102,6 +111,7 @@ def fit_model(
         user_features=user_features,
         coldstart=cold,
         coldstart_options=options,
+        recency=recency,
     )
 
 

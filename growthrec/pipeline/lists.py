@@ -103,9 +103,12 @@ def _ranked(
     n_threads: int,
     mapped_users: np.ndarray | None = None,
     lookalike: sp.csr_matrix | None = None,
+    decay: sp.csr_matrix | _RowsOf | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The lists ``spec`` asks for, for ``rows`` (raw purchases, also what ``exclude_seen``
     excludes); ``lookalike`` (already weighted) is added to the weighted rows for scoring only.
+    ``decay``: the rows' recency weights (``PreparedModel.decay``); the backend then scores
+    from the decayed rows alone (``users`` -1: fold-in), so the weights reach every backend.
 
     Candidates come from the pruned top-k of a dot-product model or the backend's scores; when
     caps or a re-ranker re-order them, the top ``spec.candidates`` go through
@@ -117,7 +120,12 @@ def _ranked(
     def weighted(start: int, stop: int) -> sp.csr_matrix:
         # Batch by batch: no weighted copy of every row at once, and it runs on the threads.
         out = apply_weighting(rows[start:stop], model.weighting)
+        if decay is not None:
+            out = decayed(out, decay[start:stop])
         return out if lookalike is None else sp.csr_matrix(out + lookalike[start:stop])
+
+    if decay is not None:
+        users = np.full(users.size, -1, dtype=np.int64)
 
     options = {
         "exclude_rows": rows if spec.exclude_seen else None,
@@ -320,7 +328,28 @@ def recommend(
     n_users = model.train.n_users
     every_user = users.size == n_users and np.array_equal(users, np.arange(n_users))
     rows = model.train.matrix if every_user else _RowsOf(model.train.matrix, users)
-    return _ranked(model, rows, users, spec, n_threads=n_threads)
+    decay = prepare(model).decay
+    if decay is not None and not every_user:
+        decay = _RowsOf(decay, users)
+    return _ranked(model, rows, users, spec, n_threads=n_threads, decay=decay)
+
+
+def training_rows(model: Model, users: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Training customers ``users``' weighted rows as the backend scores them, and the user
+    indices to pass it: with ``model.recency`` the rows are decayed and the users -1 (fold-in)."""
+    weighted = apply_weighting(model.train.matrix[users], model.weighting)
+    decay = prepare(model).decay
+    if decay is None:
+        return weighted, users
+    return decayed(weighted, decay[users]), np.full(len(users), -1, dtype=np.int64)
+
+
+def decayed(weighted: sp.csr_matrix, decay: sp.csr_matrix) -> sp.csr_matrix:
+    """Weighted training rows times their recency weights (``decay``: the same rows of
+    ``PreparedModel.decay``, so the same pattern); a new matrix, the model's is not touched."""
+    return sp.csr_matrix(
+        (weighted.data * decay.data, weighted.indices, weighted.indptr), shape=weighted.shape
+    )
 
 
 def list_spec(

@@ -21,12 +21,14 @@ from collections.abc import Callable
 
 import attrs
 import numpy as np
+import scipy.sparse as sp
 
 from growthrec.backends.contract import Backend, FactorMethods, dot_product_factors
 from growthrec.backends.registry import get_backend
 from growthrec.core.interactions import column_counts
 from growthrec.core.model import Model
 from growthrec.core.ranking import ItemsByNorm, items_by_norm
+from growthrec.core.weighting import recency_decay
 from growthrec.errors import PluginError
 
 __all__ = ["MAX_DERIVED", "PreparedModel", "prepare"]
@@ -48,6 +50,9 @@ class PreparedModel:
     items_by_norm: ItemsByNorm | None
     #: How many training customers bought each item: the best sellers' scores.
     buyers: np.ndarray
+    #: With ``model.recency``: the training matrix's pattern holding each pair's recency
+    #: weight (``recency_decay``), so lists multiply a batch's rows by it; else ``None``.
+    decay: sp.csr_matrix | None
     #: Tables derived from the model on first use (filter masks, category tables for
     #: re-ranking), keyed by what they are; each entry is built once and never changed.
     derived: dict = attrs.field(factory=dict, repr=False)
@@ -122,4 +127,9 @@ def _build(model: Model) -> PreparedModel:
         by_norm = items_by_norm(items)
     buyers = column_counts(model.train.matrix).astype(np.float32)
     buyers.flags.writeable = False
-    return PreparedModel(impl, methods, by_norm, buyers)
+    decay = None
+    if model.recency > 0 and model.train.timestamps is not None:
+        train = model.train.matrix
+        weights = recency_decay(train, model.train.timestamps, model.recency)
+        decay = sp.csr_matrix((weights, train.indices, train.indptr), shape=train.shape)
+    return PreparedModel(impl, methods, by_norm, buyers, decay)

@@ -18,7 +18,7 @@ from growthrec.core.model import Model
 from growthrec.core.ranking import batch_rows
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ParameterError, PluginError
-from growthrec.pipeline.lists import row_scores
+from growthrec.pipeline.lists import row_scores, training_rows
 
 __all__ = ["basket_scores", "scores"]
 
@@ -47,7 +47,8 @@ def scores(
             f"users: row index {int(index[outside][0])} is outside 0..{n_users - 1} (the "
             "model's training customers); user_indices(model, ids) gives row indices of ids"
         )
-    return _scored(model, model.train.matrix[index], index, exclude_seen)
+    weighted, scoring_users = training_rows(model, index)
+    return _scored(model, model.train.matrix[index], scoring_users, exclude_seen, weighted)
 
 
 def basket_scores(
@@ -65,16 +66,26 @@ def basket_scores(
     return _scored(model, rows, np.full(rows.shape[0], -1, dtype=np.int64), exclude_seen)
 
 
-def _scored(model: Model, rows: sp.csr_matrix, users: np.ndarray, exclude_seen: bool) -> np.ndarray:
-    """The backend's scores of ``rows`` (raw purchases, weighted here) into one new array."""
+def _scored(
+    model: Model,
+    rows: sp.csr_matrix,
+    users: np.ndarray,
+    exclude_seen: bool,
+    weighted: sp.csr_matrix | None = None,
+) -> np.ndarray:
+    """The backend's scores of ``rows`` (raw purchases, weighted here unless ``weighted`` holds
+    them weighted already) into one new array."""
     impl = get_backend(model.backend)
     n_items = model.train.n_items
     out = np.empty((users.size, n_items), dtype=np.float32)
     step = batch_rows(n_items)
     for start in range(0, users.size, step):
         stop = min(start + step, users.size)
-        weighted = apply_weighting(rows[start:stop], model.weighting)
-        batch = np.asarray(row_scores(model, impl, weighted, users[start:stop]))
+        if weighted is None:
+            chunk = apply_weighting(rows[start:stop], model.weighting)
+        else:
+            chunk = weighted[start:stop]
+        batch = np.asarray(row_scores(model, impl, chunk, users[start:stop]))
         if batch.shape != (stop - start, n_items):
             raise PluginError(
                 f"backend {impl.name!r}: score returned shape {batch.shape} for "

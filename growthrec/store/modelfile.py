@@ -66,6 +66,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
         "backend": model.backend,
         "params": dict(model.params),
         "weighting": model.weighting,
+        "recency": model.recency,
         "seed": model.seed,
         "n_users": train.n_users,
         "n_items": train.n_items,
@@ -332,6 +333,8 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
     _check_coldstart_headers(headers, n_users, n_items, n_features)
     arrays = {name: _read_array(archive, members[name]) for name in headers if name != "meta"}
     train = _training_data(arrays, n_users, n_items)
+    if meta.get("recency", 0) > 0 and train.timestamps is None:
+        raise _Damaged("recency is set, but the file holds no purchase times (train_timestamps)")
     features = {
         side: _features(arrays, side, specs, n_items if side == "item" else n_users)
         for side, specs in feature_specs.items()
@@ -351,6 +354,7 @@ def _read(source: Path, archive: zipfile.ZipFile) -> Model:
         arrays=learned,
         train=train,
         weighting=meta["weighting"],
+        recency=float(meta.get("recency", 0.0)),
         seed=meta["seed"],
         item_attributes={
             k[len(_ATTRIBUTE) :]: v for k, v in arrays.items() if k.startswith(_ATTRIBUTE)
@@ -626,4 +630,9 @@ def _meta_problem(meta: dict) -> str | None:
         return f"weighting is {meta['weighting']!r:.60}, expected one of {', '.join(WEIGHTINGS)}"
     if meta["seed"] is not None and not _is_int(meta["seed"]):
         return f"seed is {meta['seed']!r:.60}, expected a whole number or null"
+    recency = meta.get("recency", 0.0)  # files before recency weighting have none
+    if not isinstance(recency, (int, float)) or isinstance(recency, bool):
+        return f"recency is {recency!r:.60}, expected a number"
+    if not np.isfinite(recency) or recency < 0:
+        return f"recency is {recency!r:.60}, expected 0 or a positive half-life"
     return None

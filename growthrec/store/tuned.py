@@ -9,7 +9,7 @@ from typing import Any
 
 from growthrec.errors import DataError
 
-__all__ = ["read_tuned", "tuned_fingerprint", "tuned_path", "tuned_weighting"]
+__all__ = ["read_tuned", "tuned_fingerprint", "tuned_path", "tuned_recency", "tuned_weighting"]
 
 
 def tuned_path(output: Path | str, backend: str) -> Path:
@@ -53,3 +53,14 @@ def tuned_weighting(path: Path | str) -> str | None:
         return json.loads(Path(path).read_text()).get("weighting")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def tuned_recency(path: Path | str) -> float | None:
+    """The recency half-life a 'tune' run used (None for an older or hand-written file)."""
+    try:
+        value = json.loads(Path(path).read_text()).get("recency")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
