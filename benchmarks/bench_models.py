@@ -3,6 +3,7 @@
 Usage (from the repository root, with ../shared/data present):
 
     python benchmarks/bench_models.py compare RESULTS_DIR [CELL ...]  # from tuned params
+    python benchmarks/bench_models.py tune-recency RESULTS_DIR [CELL ...]  # half-life, validation
     python benchmarks/bench_models.py tune-blend RESULTS_DIR [CELL ...]  # pairs, on validation
     python benchmarks/bench_models.py check                     # quick: defaults on both datasets
     python benchmarks/bench_models.py fit-time MODEL [k=v ...]  # one fit at MovieLens-20M shape
@@ -69,6 +70,8 @@ NEW = ("rp3beta", "edlae", "ials", "sparse_ease", "blend")
 #: (by validation NDCG@10) it pairs.
 BLEND_WEIGHTS = "0.2,0.35,0.5,0.65,0.8"
 BLEND_TOP = 3
+#: The recency half-lives ``tune-recency`` tries for each tuned backend (0, off, is its file).
+RECENCIES = (1.0, 2.0, 5.0, 10.0, 20.0)
 
 
 def load_split(dataset: str, validation: bool = False):
@@ -99,12 +102,14 @@ def per_user_ndcg(model, test: sp.csr_matrix, k: int = 10) -> np.ndarray:
     return (hits * discounts).sum(axis=1) / ideal
 
 
-def fit_and_score(split, backend: str, params: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+def fit_and_score(
+    split, backend: str, params: Mapping[str, Any], recency: float = 0.0
+) -> tuple[np.ndarray, float]:
     """Per-customer NDCG@10 on the split's test part, and the fit's seconds."""
     from growthrec.pipeline.fitting import fit_model
 
     start = time.perf_counter()
-    model = fit_model(split.train, backend, params, seed=0)
+    model = fit_model(split.train, backend, params, seed=0, recency=recency)
     seconds = time.perf_counter() - start
     return per_user_ndcg(model, split.test), seconds
 
@@ -123,10 +128,9 @@ def paired_bootstrap(
 
 
 def _tuned(results: Path, dataset: str, backend: str) -> dict[str, Any]:
+    """A cell's tuned file of ``backend`` (``{}`` without one)."""
     path = results / dataset / f"{backend}.params.json"
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["params"]
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def compare(
@@ -134,46 +138,114 @@ def compare(
 ) -> None:
     """The four-cell table: every backend tuned, today's best, each new one with its interval.
 
-    A cell whose folder exists compares only the backends tuned there (a ``params.json``)."""
+    A cell whose folder exists compares only the backends tuned there (a ``params.json``).
+    Each backend runs with its tuned recency; today's backends (the baseline: what the
+    libraries give) also without it, and the baseline is the best of those."""
     for dataset in datasets:
         split = load_split(dataset)
-        scores, seconds, params = {}, {}, {}
+        scores, seconds, tuned = {}, {}, {}
         chosen = list(backends)
         if (results / dataset).is_dir():  # only the backends tuned for this cell
             chosen = [b for b in chosen if (results / dataset / f"{b}.params.json").exists()]
+        rows = []
         for backend in chosen:
-            params[backend] = _tuned(results, dataset, backend)
-            scores[backend], seconds[backend] = fit_and_score(split, backend, params[backend])
-        best_today = max((b for b in chosen if b in TODAY), key=lambda b: scores[b].mean())
+            tuned[backend] = _tuned(results, dataset, backend)
+            params, recency = tuned[backend].get("params", {}), tuned[backend].get("recency", 0.0)
+            runs = [recency] if backend not in TODAY or recency == 0 else [0.0, recency]
+            for value in runs:
+                row = (backend, value)
+                scores[row], seconds[row] = fit_and_score(split, backend, params, value)
+                rows.append(row)
+        plain = [r for r in rows if r[0] in TODAY and r[1] == 0]
+        best_today = max(plain, key=lambda r: scores[r].mean())
         base = scores[best_today]
-        print(f"\n{dataset}: {base.size} customers; today's best {best_today}")
-        print("| backend | params | NDCG@10 | vs today's best [95% CI] | fit s |")
-        print("|---|---|---|---|---|")
-        for backend in chosen:
-            rel, low, high = paired_bootstrap(scores[backend], base)
-            shown = ", ".join(f"{k}={v}" for k, v in params[backend].items() if k != "threads")
+        print(f"\n{dataset}: {base.size} customers; today's best {best_today[0]} (no recency)")
+        print("| backend | recency | params | NDCG@10 | vs today's best [95% CI] | fit s |")
+        print("|---|---|---|---|---|---|")
+        for row in rows:
+            rel, low, high = paired_bootstrap(scores[row], base)
+            params = tuned[row[0]].get("params", {})
+            shown = ", ".join(f"{k}={v}" for k, v in params.items() if k != "threads")
             print(
-                f"| `{backend}` | {shown} | {scores[backend].mean():.4f} | "
-                f"{rel:+.1%} [{low:+.1%}, {high:+.1%}] | {seconds[backend]:.2f} |"
+                f"| `{row[0]}` | {row[1]:g} | {shown} | {scores[row].mean():.4f} | "
+                f"{rel:+.1%} [{low:+.1%}, {high:+.1%}] | {seconds[row]:.2f} |"
             )
-        new = [b for b in chosen if b in NEW]
-        if new:
-            best_new = max(new, key=lambda b: scores[b].mean())
-            rel, low, high = paired_bootstrap(scores[best_new], base)
+        tuned_rows = [r for r in rows if r[1] == tuned[r[0]].get("recency", 0.0)]
+        picked = max(tuned_rows, key=lambda r: tuned[r[0]].get("value", -1))
+        new = [r for r in rows if r[0] in NEW]
+        best_new = max(new, key=lambda r: scores[r].mean()) if new else None
+        for label, row in (("best on validation", picked), ("best new on test", best_new)):
+            if row is None:
+                continue
+            rel, low, high = paired_bootstrap(scores[row], base)
             print(
-                f"best new {best_new} {scores[best_new].mean():.4f} vs {best_today} "
-                f"{base.mean():.4f}: {rel:+.1%} [{low:+.1%}, {high:+.1%}]",
+                f"{label}: {row[0]} (recency {row[1]:g}) {scores[row].mean():.4f} vs "
+                f"{best_today[0]} {base.mean():.4f}: {rel:+.1%} [{low:+.1%}, {high:+.1%}]",
                 flush=True,
             )
+        same = [r for r in tuned_rows if r[0] in TODAY]
+        if same:
+            ref = max(same, key=lambda r: scores[r].mean())
+            rel, low, high = paired_bootstrap(scores[picked], scores[ref])
+            print(
+                f"best on validation against today's best with its tuned recency, {ref[0]} "
+                f"(recency {ref[1]:g}) {scores[ref].mean():.4f}: {rel:+.1%} [{low:+.1%}, "
+                f"{high:+.1%}]",
+                flush=True,
+            )
+
+
+def _tune_quietly(args: Sequence[str]) -> None:
+    """``growthrec`` ARGS in this process, its output discarded; a failure stops the run."""
+    from growthrec.cli.main import main as growthrec
+
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        code = growthrec(list(args))
+    if code:
+        raise SystemExit(f"growthrec {' '.join(args)} exited {code}")
+
+
+def _pairs(params: Mapping[str, Any]) -> str:
+    """Tuned parameters as ``name=value,...`` (threads left to the machine)."""
+    return ",".join(f"{k}={v}" for k, v in params.items() if k != "threads")
+
+
+def tune_recency(results: Path, dataset: str, backends: Sequence[str] = TODAY + NEW) -> None:
+    """For each backend tuned in the cell (at recency 0), evaluate its tuned parameters on the
+    validation split at each of ``RECENCIES`` (``growthrec tune --param ... --recency R``) and
+    keep the best half-life, 0 included, in its ``params.json``: the test split is never
+    looked at. A cell without purchase times is left as it is."""
+    folder = results / dataset
+    for backend in backends:
+        path = folder / f"{backend}.params.json"
+        if backend == "blend" or not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        if "recency" not in record or record["recency"] == 0:
+            record["recency"] = 0.0
+        values = {0.0: record["value"]}
+        fixed = [f"--param={k}={v}" for k, v in record["params"].items() if k != "threads"]
+        for recency in RECENCIES:
+            trial = folder / f"{backend}-recency-{recency:g}.params.json"
+            _tune_quietly([
+                "tune", *DATASETS[dataset], "--model", backend, *fixed,
+                "--recency", str(recency), "--output", str(trial), "--json",
+            ])  # fmt: skip
+            values[recency] = json.loads(trial.read_text())["value"]
+        best = max(values, key=lambda r: (values[r], -r))
+        print(f"{dataset}: {backend} validation NDCG@10 by recency: "
+              + ", ".join(f"{r:g}: {v:.4f}" for r, v in values.items())
+              + f" -> {best:g}", flush=True)  # fmt: skip
+        record["recency"], record["value"] = best, values[best]
+        path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def tune_blend(results: Path, dataset: str) -> None:
     """Tune ``blend`` of each pair of the cell's ``BLEND_TOP`` best tuned backends (validation
     NDCG@10 in their ``params.json``) over ``BLEND_WEIGHTS`` with ``growthrec tune``, and keep
     the pair and weight best on validation as ``blend.params.json``: the test split is never
-    looked at."""
-    from growthrec.cli.main import main as growthrec
-
+    looked at. With recency (``tune-recency`` first) each pair is tried at either model's
+    half-life."""
     folder = results / dataset
     tuned = {}
     for backend in TODAY + NEW:
@@ -183,25 +255,22 @@ def tune_blend(results: Path, dataset: str) -> None:
     best = sorted(tuned, key=lambda b: -tuned[b]["value"])[:BLEND_TOP]
     values = {}
     for first, second in itertools.combinations(best, 2):
-        pairs = {
-            part: ",".join(f"{k}={v}" for k, v in tuned[name]["params"].items() if k != "threads")
-            for part, name in (("first", first), ("second", second))
-        }
-        output = folder / f"blend-{first}-{second}.params.json"
-        args = [
-            "tune", *DATASETS[dataset], "--model", "blend", "--grid", f"weight={BLEND_WEIGHTS}",
-            "--param", f"first={first}", "--param", f"first_params={pairs['first']}",
-            "--param", f"second={second}", "--param", f"second_params={pairs['second']}",
-            "--output", str(output), "--json",
-        ]  # fmt: skip
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            code = growthrec(args)
-        if code:
-            raise SystemExit(f"growthrec {' '.join(args)} exited {code}")
-        record = json.loads(output.read_text())
-        values[output] = record["value"]
-        print(f"{dataset}: {first} + {second}, weight {record['params']['weight']}: "
-              f"validation NDCG@10 {record['value']:.4f}", flush=True)  # fmt: skip
+        recencies = {tuned[name].get("recency", 0.0) for name in (first, second)}
+        for recency in sorted(recencies):
+            output = folder / f"blend-{first}-{second}-recency-{recency:g}.params.json"
+            _tune_quietly([
+                "tune", *DATASETS[dataset], "--model", "blend", "--grid", f"weight={BLEND_WEIGHTS}",
+                "--param", f"first={first}",
+                "--param", f"first_params={_pairs(tuned[first]['params'])}",
+                "--param", f"second={second}",
+                "--param", f"second_params={_pairs(tuned[second]['params'])}",
+                "--recency", str(recency), "--output", str(output), "--json",
+            ])  # fmt: skip
+            record = json.loads(output.read_text())
+            values[output] = record["value"]
+            print(f"{dataset}: {first} + {second}, recency {recency:g}, weight "
+                  f"{record['params']['weight']}: validation NDCG@10 {record['value']:.4f}",
+                  flush=True)  # fmt: skip
     chosen = max(values, key=values.get)
     shutil.copyfile(chosen, folder / "blend.params.json")
     print(f"{dataset}: blend.params.json <- {chosen.name}")
@@ -277,6 +346,10 @@ if __name__ == "__main__":
     if command == "compare":
         results = Path(rest[0])
         compare(results, rest[1:] or [d for d in DATASETS if (results / d).is_dir()])
+    elif command == "tune-recency":
+        results = Path(rest[0])
+        for dataset in rest[1:] or [d for d in DATASETS if (results / d).is_dir()]:
+            tune_recency(results, dataset)
     elif command == "tune-blend":
         results = Path(rest[0])
         for dataset in rest[1:] or [d for d in DATASETS if (results / d).is_dir()]:
