@@ -3,9 +3,9 @@
 # shared datasets; the README's results tables come from this. Needs ../shared/data.
 # Usage: bash benchmarks/real_data_results.sh [OUTDIR]   (about 40 minutes on 2 cores)
 # TUNE="rp3beta edlae" bash benchmarks/real_data_results.sh OUTDIR  tunes only those backends
-# (the others keep the parameters already in OUTDIR; "blend" pairs the three best tuned ones,
-# see bench_models.py tune-blend); the comparison runs every backend that has parameters in
-# OUTDIR, and popularity.
+# (the others keep the parameters already in OUTDIR; "recency" then tunes each one's recency
+# half-life and "blend" pairs the three best, see bench_models.py tune-recency and tune-blend);
+# the comparison runs every backend that has parameters in OUTDIR, and popularity.
 # CELLS="movielens-loo online-retail-ratio" picks the cells (default "movielens online-retail"):
 #   movielens            ml-latest-small rating >= 4, per-customer 80/20 holdout (ratio)
 #   online-retail        Online Retail, leave-one-out of each customer's latest purchase
@@ -18,7 +18,7 @@ out=${1:-results}
 data=../shared/data
 mkdir -p "$out"
 tune_all="svd als bpr itemknn ease rp3beta edlae ials sparse_ease"
-tune_only=${TUNE:-$tune_all blend}
+tune_only=${TUNE:-$tune_all recency blend}
 cells=${CELLS:-movielens online-retail}
 
 tune() {  # name, backend, then growthrec tune options
@@ -47,6 +47,10 @@ run() {  # name, data options..., then --
     --grid nu=0,1 --grid regularization=0.003,0.01,0.03,1,3,10
   tune "$name" sparse_ease "${opts[@]}" --grid l2=50,100,200,400 --grid neighbors=30,50,100 \
     --grid dropout=0,0.2
+  # Each tuned backend's recency half-life, on validation (1, 2, 5, 10, 20 or off).
+  case " $tune_only " in *" recency "*)
+    python benchmarks/bench_models.py tune-recency "$out" "$name" > "$out/$name-tune-recency.txt" ;;
+  esac
   # A blend of two of the cell's three best (on validation), its weight tuned on validation too.
   case " $tune_only " in *" blend "*)
     python benchmarks/bench_models.py tune-blend "$out" "$name" > "$out/$name-tune-blend.txt" ;;
