@@ -410,6 +410,7 @@ def describe(served: ServedModel) -> dict[str, Any]:
         "backend": model.backend,
         "params": dict(model.params),
         "weighting": model.weighting,
+        "recency": model.recency,
         "seed": model.seed,
         "n_customers": model.train.n_users,
         "n_items": model.train.n_items,

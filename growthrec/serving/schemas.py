@@ -340,6 +340,10 @@ class ModelDescription(BaseModel):
     backend: str
     params: dict[str, object]
     weighting: str
+    recency: float = Field(
+        0.0,
+        description="Half-life of the customers' recency weights in purchase times (0: off).",
+    )
     seed: int | None
     n_customers: int
     n_items: int
