@@ -544,7 +544,7 @@ def test_re_ranker_on_a_model_without_categories(tmp_path, capsys):
     assert error == (
         "error: --rerank mmr: mmr by categories needs item categories, and the catalogue has no "
         "column 'category' (columns: none: the model has no catalogue); name the column with "
-        "--category-col, or use --similarity factors"
+        "--category-col, or use --similarity purchases"
     )
     error = assert_error(
         capsys,

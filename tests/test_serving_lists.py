@@ -235,7 +235,7 @@ def test_the_fallback_keeps_the_rules(server, model):
             {"rerank": {"kind": "calibration", "strength": 0.5}, "category": "colour"},
             "rerank: calibration needs item categories, but the catalogue has no column "
             "'colour' (columns: category, price, brand); set `category` to one, or use "
-            '"similarity": "factors"',
+            '"similarity": "purchases"',
         ),
         (
             {"rerank": {"kind": "dpp", "strength": 0.5, "similarity": "features"}},

@@ -710,7 +710,7 @@ def list_spec_from(
         if rerank.kind == "calibration":
             what, other = "calibration", "or train with a catalogue that has one"
         else:
-            what, other = f"{rerank.kind} by categories", "or use --similarity factors"
+            what, other = f"{rerank.kind} by categories", "or use --similarity purchases"
         raise ParameterError(
             f"--rerank {rerank.kind}: {what} needs item categories, and the catalogue has no "
             f"column {column!r} (columns: {known}); name the column with --category-col, {other}"

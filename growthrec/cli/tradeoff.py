@@ -184,7 +184,9 @@ def run(args: argparse.Namespace, out: Output) -> None:
         column = args.category_col or "category"
         has_categories = column in loaded.attributes
         if args.similarity is None:
-            args.similarity = "categories" if has_categories else "factors"
+            # without categories: the purchase vectors, which every backend has and which are
+            # what diversity is measured on there
+            args.similarity = "categories" if has_categories else "purchases"
         if not explicit and not has_categories:
             curves = [c for c in curves if c.kind != "calibration"]
             notes.append(

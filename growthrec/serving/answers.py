@@ -171,7 +171,7 @@ def _check_rerank(model: Model, rerank: RerankSpec, category: str, columns: str)
             "rerank",
             f"{rerank.kind} needs item categories, but the catalogue has no column "
             f"{category!r} (columns: {columns}); set `category` to one, or use "
-            '"similarity": "factors"',
+            '"similarity": "purchases"',
         )
     similarity = rerank.similarity if rerank.needs_similarity else None
     if similarity == "features" and not model.item_features:
@@ -181,7 +181,7 @@ def _check_rerank(model: Model, rerank: RerankSpec, category: str, columns: str)
     if similarity == "factors" and prepare(model).items_by_norm is None:
         raise FieldError(
             "rerank.similarity",
-            f"factors: the {model.backend} model has no item factors (use categories or features)",
+            f"factors: the {model.backend} model has no item factors (use purchases, categories or features)",
         )
 
 
