@@ -50,10 +50,11 @@ def _reference(matrix: sp.csr_matrix, times: np.ndarray, half_life: float) -> np
     dense=st.lists(st.lists(st.integers(0, 4), min_size=6, max_size=6), min_size=1, max_size=7),
     half_life=st.floats(0.25, 50),
     seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1.0, 0.37, 1e10]),  # whole seconds; fractions; spans past 2^32
 )
-def test_decay_matches_a_plain_python_reference(dense, half_life, seed) -> None:
+def test_decay_matches_a_plain_python_reference(dense, half_life, seed, scale) -> None:
     matrix = sp.csr_matrix(np.array(dense, dtype=np.float32))
-    times = np.random.default_rng(seed).integers(0, 4, matrix.nnz).astype(np.float64)
+    times = np.random.default_rng(seed).integers(0, 4, matrix.nnz) * scale + 1.7e9
     got = recency_decay(matrix, times, half_life)
     np.testing.assert_allclose(got, _reference(matrix, times, half_life), rtol=1e-6)
     assert got.dtype == np.float32
