@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.bench_rerank_pipeline import build_model
+from benchmarks.bench_rerank_pipeline import _timed, build_model
 from growthrec.core.weighting import recency_decay
 from growthrec.pipeline.lists import recommend
 from growthrec.pipeline.prepared import prepare
@@ -48,10 +48,10 @@ def main() -> None:
         )
         for name, model in (("plain top-10", plain), (f"recency {HALF_LIFE:g} top-10", recent)):
             batch = min(
-                _seconds(lambda m=model: recommend(m, users, TOP)) for _ in range(2)
+                _timed(lambda m=model: recommend(m, users, TOP)) for _ in range(2)
             )  # fmt: skip
             request = np.median([
-                min(_seconds(lambda m=model, u=u: recommend(m, np.array([u]), TOP))
+                min(_timed(lambda m=model, u=u: recommend(m, np.array([u]), TOP))
                     for _ in range(3))
                 for u in singles
             ])  # fmt: skip
@@ -59,12 +59,6 @@ def main() -> None:
                 f"{name}: {batch / users.size * 1e6:.1f} us a customer over {users.size:,}; "
                 f"one request {request * 1e3:.2f} ms"
             )
-
-
-def _seconds(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
