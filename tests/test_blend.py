@@ -141,7 +141,7 @@ def test_a_file_naming_a_part_that_is_not_installed_is_refused(data, tmp_path) -
     [
         ({"first": "blend"}, "blend: first=blend; blend two other models"),
         ({"second": "nope"}, "blend: second=nope: unknown backend 'nope'"),
-        ({"first_params": "l2"}, "blend: first=ials: blend: first_params='l2': 'l2' is not"),
+        ({"first_params": "l2"}, "blend: first=ials: first_params='l2': 'l2' is not"),
         ({"first_params": "l3=2"}, "blend: first=ials: ials: unknown parameter 'l3'"),
         ({"second_params": "l2=-1"}, "blend: second=sparse_ease: sparse_ease: parameter l2=-1"),
         ({"weight": 1.5}, "blend: parameter weight=1.5 must be at most 1"),

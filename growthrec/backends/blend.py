@@ -43,11 +43,11 @@ def parse_pairs(text: str, where: str) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ParameterError(
-                f"blend: {where}={text!r}: {item!r} is not name=value (give e.g. "
+                f"{where}={text!r}: {item!r} is not name=value (give e.g. "
                 "'factors=128,regularization=0.01')"
             )
         if name.strip() in pairs:
-            raise ParameterError(f"blend: {where}={text!r} gives {name.strip()!r} twice")
+            raise ParameterError(f"{where}={text!r} gives {name.strip()!r} twice")
         pairs[name.strip()] = value.strip()
     return pairs
 
