@@ -86,6 +86,18 @@ RUNS = {
         "--rerankers", "mmr,mmr-mean,dpp,popularity+mmr-mean,popularity=0.5+mmr-mean,"
         "popularity=0.8+mmr-mean,popularity=0.9+mmr-mean",
     ],
+    # ml-latest-small's best backend since the blend (issue 16): tuned ials and sparse_ease.
+    "movielens-blend": [
+        "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
+        "--preset", "movielens", "--min-weight", "4",
+        "--protocol", "ratio", "--test-ratio", "0.2",
+        "--model", "blend", "--param", "first=ials",
+        "--param", "first_params=factors=128,regularization=0.01,unobserved_weight=0.3,nu=1",
+        "--param", "second=sparse_ease", "--param", "second_params=l2=50,neighbors=50,dropout=0.2",
+        "--param", "weight=0.65",
+        "--rerankers", "mmr,mmr-mean,dpp,popularity,popularity+mmr-mean,"
+        "popularity=0.5+mmr-mean,popularity=0.8+mmr-mean",
+    ],
 }  # fmt: skip
 
 
