@@ -503,7 +503,8 @@ def _check_curves(
             raise ParameterError(
                 f"--rerankers {curve.name}: {curve.kind} by categories needs item categories, "
                 f"and the catalogue has no column {column!r} (columns: {known}); use "
-                "--similarity purchases, factors or features, or name the column with --category-col"
+                "--similarity purchases, factors or features, or name the column with "
+                "--category-col"
             )
 
 

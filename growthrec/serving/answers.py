@@ -181,7 +181,8 @@ def _check_rerank(model: Model, rerank: RerankSpec, category: str, columns: str)
     if similarity == "factors" and prepare(model).items_by_norm is None:
         raise FieldError(
             "rerank.similarity",
-            f"factors: the {model.backend} model has no item factors (use purchases, categories or features)",
+            f"factors: the {model.backend} model has no item factors (use purchases, "
+            "categories or features)",
         )
 
 
