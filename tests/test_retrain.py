@@ -24,6 +24,7 @@ import pytest
 from cli_helpers import assert_error, run, run_json
 from test_json_contract import check
 
+from growthrec.store.modelfile import load_model
 from growthrec.store.versions import (
     EXIT_STORE_BUSY,
     lock_store,
@@ -517,3 +518,15 @@ def test_too_few_holdout_customers_is_a_refusal_not_a_verdict(store, exports, ca
     assert "ndcg" not in payload["judgement"] and payload["version"] is None
     assert read_manifest(store)["aliases"]["champion"] == "v0001"
     assert _versions(store) == ["v0001"]
+
+
+def test_recency_is_kept_from_the_first_version_to_the_next(tmp_path, exports, capsys):
+    """A store started with --recency keeps the champion's half-life in every challenger."""
+    path = tmp_path / "store"
+    run_json(capsys, "retrain", "--store", path, "--data", exports["oct"], *FIRST, "--recency", 3)
+    assert load_model(path / "versions" / "v0001.npz").recency == 3.0
+    payload = run_json(
+        capsys, "retrain", "--store", path, "--data", exports["nov"], "--bootstrap", 200
+    )
+    assert payload["version"] == "v0002"
+    assert load_model(path / "versions" / "v0002.npz").recency == 3.0

@@ -23,7 +23,7 @@ from growthrec.cli.options import (
 from growthrec.cli.output import Output, data_text
 from growthrec.errors import ParameterError
 from growthrec.evaluation.retraining import NewData, Thresholds, retrain
-from growthrec.store.tuned import read_tuned, tuned_weighting
+from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
 from growthrec.store.versions import champion_entry, lock_store, read_manifest
 
 __all__ = ["add_parser", "recipe_from", "run"]
@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--store", type=Path, required=True, help="the model store directory")
     add_data_options(p)
-    add_backend_options(p)
+    add_backend_options(p, recency=True)
     p.add_argument(
         "--params-file",
         type=Path,
@@ -213,11 +213,13 @@ def run(args: argparse.Namespace, out: Output) -> None:
     manifest = read_manifest(store) if (store / "manifest.json").exists() else None
     champion = champion_entry(manifest) if manifest else None
     params = {}
-    backend, weighting = args.backend, args.weighting
+    backend, weighting, recency = args.backend, args.weighting, args.recency
     if args.params_file is not None:
         backend, tuned = read_tuned(args.params_file, backend)
         params.update(tuned)
         weighting = weighting or tuned_weighting(args.params_file)
+        if recency is None:
+            recency = tuned_recency(args.params_file)
     params.update(backend_params(args))
     if champion is not None:
         if backend is not None and backend != champion["backend"]:
@@ -269,6 +271,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
                 backend=backend,
                 params=params,
                 weighting=weighting,
+                recency=recency,
                 seed=args.seed if champion is None else None,
                 retune=args.retune,
                 warm_iterations=args.warm_iterations,

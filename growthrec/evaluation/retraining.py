@@ -559,6 +559,7 @@ def _fit(
     weighting: str,
     seed: int | None,
     start: dict[str, np.ndarray] | None,
+    recency: float = 0.0,
 ) -> tuple[Model, float]:
     began = time.perf_counter()
     model = fit_model(
@@ -572,6 +573,7 @@ def _fit(
         user_features=data.user_features,
         coldstart=data.coldstart,
         start=start,
+        recency=recency,
     )
     return model, time.perf_counter() - began
 
@@ -602,6 +604,7 @@ def retrain(
     backend: str | None = None,
     params: Mapping[str, Any] | None = None,
     weighting: str | None = None,
+    recency: float | None = None,
     seed: int | None = None,
     retune: bool = False,
     warm_iterations: int | None = None,
@@ -612,8 +615,9 @@ def retrain(
     ``outcome`` is ``promoted``, ``rejected`` (the challenger was judged and kept out),
     ``refused`` (the data failed a guardrail, or too little new data to judge) or ``unchanged``
     (this data was judged before: nothing written). The first retrain of an empty store needs
-    ``backend`` (``params``, ``weighting``, ``seed``) and ``recipe`` (how the data was read);
-    later ones take them from the champion, ``params`` overriding single values.
+    ``backend`` (``params``, ``weighting``, ``recency``, ``seed``) and ``recipe`` (how the data
+    was read); later ones take them from the champion (its model file's recency), ``params``
+    overriding single values.
     """
     manifest = read_manifest(store) if (store / "manifest.json").exists() else new_manifest()
     champion = champion_entry(manifest)
@@ -632,12 +636,15 @@ def retrain(
                     "version": earlier.get("version"),
                 }
     if champion is None:
-        return _first_version(store, manifest, data, recipe, backend, params, weighting, seed)
+        return _first_version(
+            store, manifest, data, recipe, backend, params, weighting, recency or 0.0, seed
+        )
     backend = champion["backend"]
     params = {**champion["params"], **(params or {})}
     weighting = weighting or champion["weighting"]
     seed = champion["seed"] if seed is None else seed
     champion_model = load_model(version_path(store, champion["id"]))
+    recency = champion_model.recency if recency is None else recency
     checks = data_checks(data, champion, champion_model, thresholds)
     failed = [c for c in checks if not c.passed]
     common = {"checks": [c.as_dict() for c in checks]}
@@ -660,7 +667,7 @@ def retrain(
     if warm and "iterations" in fit_params:
         fit_params["iterations"] = warm_iterations or default_warm_iterations(params["iterations"])
     start = warm_start_factors(champion_model, history, seed) if warm else None
-    challenger, seconds = _fit(data, history, backend, fit_params, weighting, seed, start)
+    challenger, seconds = _fit(data, history, backend, fit_params, weighting, seed, start, recency)
     verdict = judge(champion_model, challenger, history, holdout, thresholds, seed)
     fit_info = {
         "warm_start": start is not None,
@@ -683,6 +690,7 @@ def retrain(
             weighting,
             seed,
             final_start,
+            recency,
         )
         fit_info["final_seconds"] = round(seconds, 3)
         fitted_on = "all the data"
@@ -720,6 +728,7 @@ def _first_version(
     backend: str | None,
     params: Mapping[str, Any] | None,
     weighting: str | None,
+    recency: float,
     seed: int | None,
 ) -> dict[str, Any]:
     if backend is None:
@@ -735,6 +744,7 @@ def _first_version(
         weighting or "binary",
         seed,
         None,
+        recency,
     )
     version = next_version_id(store, manifest)
     entry = version_entry(
