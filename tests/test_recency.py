@@ -188,3 +188,19 @@ def test_cli_refuses_recency_without_times_in_one_line(capsys, tmp_path) -> None
     )  # fmt: skip
     assert "recency=3 needs purchase times" in err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_tradeoff_ranks_with_recency_as_evaluate_does(capsys, shop_file, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    data = ["--data", shop_file, "--protocol", "leave-one-out", "--by", "latest"]
+    swept = run_json(
+        capsys, "tradeoff", *data, "--model", "ease", "--param", "l2=5", "--recency", 2,
+        "--strengths", "0.5", "--rerankers", "popularity", "--output", tmp_path / "report",
+    )  # fmt: skip
+    evaluated = run_json(
+        capsys, "evaluate", *data, "--model", "ease", "--param", "l2=5", "--recency", 2,
+        "--k", 10, "--no-baseline",
+    )  # fmt: skip
+    assert swept["test"]["plain"]["ndcg"] == pytest.approx(
+        evaluated["results"][0]["metrics"]["10"]["ndcg"]
+    )

@@ -40,6 +40,7 @@ from growthrec.pipeline.rules import (
     parse_cap,
     parse_filter,
 )
+from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
 
 __all__ = [
     "ListOptions",
@@ -60,6 +61,7 @@ __all__ = [
     "list_spec_text",
     "load_data",
     "load_report_table",
+    "model_choices",
     "positive_int",
     "read_item_ids",
     "seconds_from",
@@ -469,6 +471,22 @@ def backend_params(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "factors", None) is not None:  # 'tune' has no --factors
         params["factors"] = args.factors
     return params
+
+
+def model_choices(args: argparse.Namespace) -> tuple[str, dict[str, Any], str, float]:
+    """Backend, parameters, weighting and recency of a command that fits one model: explicit
+    options, then ``--params-file`` (what 'tune' chose), then the defaults."""
+    params: dict[str, Any] = {}
+    backend, weighting = args.backend, args.weighting
+    recency = getattr(args, "recency", None)
+    if args.params_file is not None:
+        backend, tuned = read_tuned(args.params_file, backend)
+        params.update(tuned)
+        weighting = weighting or tuned_weighting(args.params_file)
+        if recency is None:
+            recency = tuned_recency(args.params_file)
+    params.update(backend_params(args))
+    return backend or "svd", params, weighting or "binary", recency or 0.0
 
 
 def read_item_ids(path: Path, what: str = "items file") -> list[str]:

@@ -13,11 +13,11 @@ from growthrec.cli.options import (
     add_data_options,
     add_json_option,
     add_list_options,
-    backend_params,
     list_spec_from,
     list_spec_text,
     load_data,
     load_report_table,
+    model_choices,
 )
 from growthrec.cli.output import Output, data_text
 from growthrec.cli.payloads import data_payload, file_payload, split_payload
@@ -30,7 +30,6 @@ from growthrec.evaluation.tradeoff import (
     parse_curve,
     sweep_tradeoff,
 )
-from growthrec.store.tuned import read_tuned, tuned_weighting
 
 __all__ = ["add_parser", "parse_strengths"]
 
@@ -51,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "apply to every point).",
     )
     add_data_options(p)
-    add_backend_options(p)
+    add_backend_options(p, recency=True)
     p.add_argument(
         "--params-file",
         type=Path,
@@ -125,18 +124,6 @@ def parse_strengths(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def _choices(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
-    """Backend, parameters and weighting: explicit options, then --params-file, then defaults."""
-    params: dict[str, Any] = {}
-    backend, weighting = args.backend, args.weighting
-    if args.params_file is not None:
-        backend, tuned = read_tuned(args.params_file, backend)
-        params.update(tuned)
-        weighting = weighting or tuned_weighting(args.params_file)
-    params.update(backend_params(args))
-    return backend or "svd", params, weighting or "binary"
-
-
 def _check_options(args: argparse.Namespace) -> None:
     """Options of 'recommend' that the sweep itself sets, and protocols it cannot sweep."""
     if args.rerank != "none" or args.strength is not None or args.popularity_penalty:
@@ -168,7 +155,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
 
     _check_options(args)
     check_plots_available()
-    backend, params, weighting = _choices(args)
+    backend, params, weighting, recency = model_choices(args)
     protocol = protocol_from(args)
     explicit = args.rerankers is not None
     texts = [t for t in (args.rerankers or ",".join(DEFAULT_CURVES)).split(",")]
@@ -209,6 +196,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             similarity=args.similarity,
             window=window,
             weighting=weighting,
+            recency=recency,
             seed=args.seed,
             n_threads=args.threads or 0,
             max_ndcg_loss=args.max_ndcg_loss,

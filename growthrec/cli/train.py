@@ -11,9 +11,9 @@ from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
     add_json_option,
-    backend_params,
     load_data,
     load_report_table,
+    model_choices,
 )
 from growthrec.cli.output import Output, human_bytes
 from growthrec.cli.payloads import data_payload, file_payload, model_payload
@@ -21,7 +21,6 @@ from growthrec.core.interactions import interactions_from_events
 from growthrec.core.model import Model
 from growthrec.pipeline.fitting import fit_model
 from growthrec.store.modelfile import save_model
-from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
 
 __all__ = ["add_parser", "model_path_for", "model_rows", "model_summary"]
 
@@ -112,23 +111,8 @@ def features_rows(model: Model, n_cold_items: int) -> list[tuple[str, str]]:
     return rows
 
 
-def _choices(args: argparse.Namespace) -> tuple[str, dict, str, float]:
-    """Backend, parameters, weighting and recency: explicit options, then --params-file, then
-    defaults."""
-    params: dict = {}
-    backend, weighting, recency = args.backend, args.weighting, args.recency
-    if args.params_file is not None:
-        backend, tuned = read_tuned(args.params_file, backend)
-        params.update(tuned)
-        weighting = weighting or tuned_weighting(args.params_file)
-        if recency is None:
-            recency = tuned_recency(args.params_file)
-    params.update(backend_params(args))
-    return backend or "svd", params, weighting or "binary", recency or 0.0
-
-
 def run(args: argparse.Namespace, out: Output) -> None:
-    backend, params, weighting, recency = _choices(args)
+    backend, params, weighting, recency = model_choices(args)
     args.backend = backend
     with out.steps(3) as steps:
         steps.step(f"reading {args.data}")

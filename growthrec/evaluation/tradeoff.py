@@ -521,6 +521,7 @@ def sweep_tradeoff(
     similarity: str = "categories",
     window: int | None = None,
     weighting: str = "binary",
+    recency: float = 0.0,
     seed: int | None = 0,
     n_threads: int = 1,
     max_ndcg_loss: float = 0.03,
@@ -562,6 +563,7 @@ def sweep_tradeoff(
         raise ParameterError(f"choose_by={choose_by!r}: choose one of {', '.join(possible)}")
     fitting = {
         "weighting": weighting,
+        "recency": recency,
         "seed": seed,
         "item_features": item_features,
         "user_features": user_features,
