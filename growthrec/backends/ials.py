@@ -222,8 +222,11 @@ def exact_rows(
     dtype: type = np.float32,
     n_threads: int = 1,
     block_cells: int = _BLOCK_CELLS,
+    targets: sp.csr_matrix | None = None,
 ) -> np.ndarray:
-    """Every row's exact ``(Σ_j m_rj h_j h_jᵀ + α0 HᵀH + λ_r I)⁻¹ Σ_j m_rj h_j`` (float32).
+    """Every row's exact ``(Σ_j m_rj h_j h_jᵀ + α0 HᵀH + λ_r I)⁻¹ Σ_j t_rj h_j`` (float32),
+    ``t`` being ``targets`` (default: ``matrix`` itself, as iALS; ALS's fold-in weighs the
+    two sides differently).
 
     Vectorised: rows of similar length are padded into one batch, their ``Σ m h hᵀ`` is a
     batched GEMM and their systems one batched LAPACK solve (in ``dtype``); an empty row
@@ -232,7 +235,7 @@ def exact_rows(
     d = fixed.shape[1]
     matrix = matrix.tocsr()
     gramian = (unobserved * (fixed.T @ fixed)).astype(dtype)
-    rhs = np.asarray(matrix @ fixed, dtype=dtype)
+    rhs = np.asarray((matrix if targets is None else targets) @ fixed, dtype=dtype)
     out = np.zeros((matrix.shape[0], d), dtype=np.float32)
     diagonal = np.arange(d)
 
