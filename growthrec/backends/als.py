@@ -111,7 +111,7 @@ def confidence(weighted: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
 
 
 def fold_in(
-    item_factors: np.ndarray, confidences: sp.csr_matrix, regularization: float
+    item_factors: np.ndarray, confidences: sp.csr_matrix, regularization: float | np.ndarray
 ) -> np.ndarray:
     """User factors of new customers given fixed item factors: ALS's exact least-squares step.
 
@@ -121,6 +121,7 @@ def fold_in(
     counts as a dislike (p = 0, confidence = |value|) and an empty row gets zero factors, as
     in ``implicit``'s ``recalculate_user``.
 
+    ``regularization``: λ, or one λ per row (Spark's ALS-WR scales it by the row's purchases).
     Regularisation: ``implicit`` (0.7.3, CPU, checked in its source and against
     ``recalculate_user`` at λ = 0.01 to 10) adds ``λI`` unscaled, not multiplied by the number
     of items a user bought nor by the number of users, and so does this. The fitted users'
@@ -138,7 +139,7 @@ def fold_in(
     return exact_rows(
         entries(np.abs(values) - 1.0),
         np.asarray(item_factors, dtype=np.float32),  # YᵀY as a float32 GEMM, as implicit
-        np.full(n_rows, float(regularization)),
+        np.broadcast_to(np.asarray(regularization, dtype=np.float64), (n_rows,)),
         1.0,
         dtype=np.float64,
         targets=entries(np.where(values > 0, values, 0.0)),

@@ -71,21 +71,16 @@ def fold_in(
     Spark's implicit ALS step for one user: ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λ n_u I)⁻¹ Yᵀ C_u p_u``
     with ``C_u = 1 + alpha * r`` and ``n_u`` the number of the row's positive values (ALS-WR),
     as ``ALS.scala``'s ``computeFactors`` builds it (checked against Spark's own user factors,
-    pyspark 3.5.9 and 4.3.0). Solved by
-    ``growthrec.backends.als.fold_in``, once per distinct ``n_u`` in the batch; an empty row
-    gets zero factors.
+    pyspark 3.5.9 and 4.3.0). Solved by ``growthrec.backends.als.fold_in`` with one λ n_u per
+    row; an empty row gets zero factors.
     """
     confidences = spark_confidences(rows, alpha)
     n_rows = rows.shape[0]
     stored = np.diff(confidences.indptr)
     positives = np.bincount(
         np.repeat(np.arange(n_rows), stored), weights=confidences.data > 0, minlength=n_rows
-    ).astype(np.int64)
-    out = np.zeros((n_rows, item_factors.shape[1]), dtype=np.float32)
-    for count in np.unique(positives[stored > 0]):
-        chosen = np.flatnonzero((positives == count) & (stored > 0))
-        out[chosen] = als_fold_in(item_factors, confidences[chosen], regularization * count)
-    return out
+    )
+    return als_fold_in(item_factors, confidences, regularization * positives)
 
 
 class SparkALSBackend:
