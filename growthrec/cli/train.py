@@ -71,7 +71,11 @@ def model_rows(model: Model, catalog: Path | None) -> list[tuple[str, str]]:
         ("backend", model.backend),
         ("parameters", ", ".join(f"{k}={v}" for k, v in model.params.items()) or "-"),
         ("weighting", model.weighting),
-        *([("recency half-life", f"{model.recency:g} purchase times")] if model.recency else []),
+        *(
+            [("recency half-life", f"{model.recency:g} (in purchase times)")]
+            if model.recency
+            else []
+        ),
         ("users", f"{data.n_users:,}"),
         ("items", f"{data.n_items:,}"),
         ("interactions (distinct pairs)", f"{data.nnz:,}"),
