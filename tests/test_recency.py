@@ -204,3 +204,25 @@ def test_tradeoff_ranks_with_recency_as_evaluate_does(capsys, shop_file, tmp_pat
     assert swept["test"]["plain"]["ndcg"] == pytest.approx(
         evaluated["results"][0]["metrics"]["10"]["ndcg"]
     )
+
+
+def test_the_service_ranks_with_the_models_recency(tmp_path) -> None:
+    """A real ``growthrec serve`` of a recency model answers ``recommend``'s lists."""
+    pytest.importorskip("uvicorn")
+    from serving_helpers import Server
+
+    shop = generate_shop(200, 40, 0.1, seed=1)
+    data = build_interactions(shop.user_id, shop.item_id, shop.quantity, shop.timestamp)
+    model = fit_model(data, "ease", {"l2": 10}, seed=0, recency=1.5)
+    path = save_model(model, tmp_path / "recent.npz")
+    users = np.arange(0, 200, 23)
+    expected, _ = recommend(model, users, 6)
+    plain, _ = recommend(fit_model(data, "ease", {"l2": 10}, seed=0), users, 6)
+    assert not np.array_equal(expected, plain)
+    with Server(path, log=tmp_path / "serve.log") as server:
+        server.wait_ready()
+        assert server.client.get("/v1/model").json()["recency"] == 1.5
+        for user, row in zip(users, expected, strict=True):
+            body = {"customer": str(data.users.ids[user]), "n": 6}
+            answer = server.client.post("/v1/recommendations", json=body).json()
+            assert [r["item"] for r in answer["items"]] == [str(i) for i in data.items.ids[row]]
