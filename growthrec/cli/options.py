@@ -57,6 +57,7 @@ __all__ = [
     "data_options",
     "dialect_options",
     "feature_sources",
+    "given_choices",
     "list_spec_from",
     "list_spec_text",
     "load_data",
@@ -473,9 +474,11 @@ def backend_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def model_choices(args: argparse.Namespace) -> tuple[str, dict[str, Any], str, float]:
-    """Backend, parameters, weighting and recency of a command that fits one model: explicit
-    options, then ``--params-file`` (what 'tune' chose), then the defaults."""
+def given_choices(
+    args: argparse.Namespace,
+) -> tuple[str | None, dict[str, Any], str | None, float | None]:
+    """Backend, parameters, weighting and recency as given: explicit options, then
+    ``--params-file`` (what 'tune' chose); ``None`` where neither says."""
     params: dict[str, Any] = {}
     backend, weighting = args.backend, args.weighting
     recency = getattr(args, "recency", None)
@@ -486,6 +489,12 @@ def model_choices(args: argparse.Namespace) -> tuple[str, dict[str, Any], str, f
         if recency is None:
             recency = tuned_recency(args.params_file)
     params.update(backend_params(args))
+    return backend, params, weighting, recency
+
+
+def model_choices(args: argparse.Namespace) -> tuple[str, dict[str, Any], str, float]:
+    """``given_choices`` with the defaults where nothing was given (svd, binary, no recency)."""
+    backend, params, weighting, recency = given_choices(args)
     return backend or "svd", params, weighting or "binary", recency or 0.0
 
 

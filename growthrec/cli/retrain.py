@@ -17,13 +17,12 @@ from growthrec.cli.options import (
     add_backend_options,
     add_data_options,
     add_json_option,
-    backend_params,
+    given_choices,
     load_data,
 )
 from growthrec.cli.output import Output, data_text
 from growthrec.errors import ParameterError
 from growthrec.evaluation.retraining import NewData, Thresholds, retrain
-from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
 from growthrec.store.versions import champion_entry, lock_store, read_manifest
 
 __all__ = ["add_parser", "recipe_from", "run"]
@@ -212,15 +211,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
     store: Path = args.store
     manifest = read_manifest(store) if (store / "manifest.json").exists() else None
     champion = champion_entry(manifest) if manifest else None
-    params = {}
-    backend, weighting, recency = args.backend, args.weighting, args.recency
-    if args.params_file is not None:
-        backend, tuned = read_tuned(args.params_file, backend)
-        params.update(tuned)
-        weighting = weighting or tuned_weighting(args.params_file)
-        if recency is None:
-            recency = tuned_recency(args.params_file)
-    params.update(backend_params(args))
+    backend, params, weighting, recency = given_choices(args)
     if champion is not None:
         if backend is not None and backend != champion["backend"]:
             raise ParameterError(
