@@ -41,11 +41,15 @@ from growthrec.pipeline.rules import ListSpec
 from growthrec.store.modelfile import load_model
 
 CACHE = Path(tempfile.gettempdir()) / "growthrec-ml20m-shape.npz"
-CASES = {
-    "mmr 0.3": RerankSpec("mmr", 0.3, similarity="purchases"),
-    "mmr-mean 0.3": RerankSpec("mmr", 0.3, similarity="purchases", aggregate="mean"),
-    "dpp 0.3": RerankSpec("dpp", 0.3, similarity="purchases"),
-}
+
+
+def cases(similarity: str = "purchases") -> dict[str, RerankSpec]:
+    """The re-rankers a request is timed with, comparing items by ``similarity``."""
+    return {
+        "mmr 0.3": RerankSpec("mmr", 0.3, similarity=similarity),
+        "mmr-mean 0.3": RerankSpec("mmr", 0.3, similarity=similarity, aggregate="mean"),
+        "dpp 0.3": RerankSpec("dpp", 0.3, similarity=similarity),
+    }
 
 
 def _status_gb(field: str) -> float:
@@ -95,28 +99,29 @@ def _timed(call) -> float:
     return time.perf_counter() - start
 
 
-def request(model_path: Path, asked: int) -> None:
-    """One customer's re-ranking by purchases, and every customer's lists, on one thread."""
+def request(model_path: Path, asked: int, similarity: str = "purchases") -> None:
+    """One customer's re-ranking (by purchases, or ``similarity``), and every customer's
+    lists, on one thread."""
     model = load_model(model_path)
     n_users = model.train.n_users
     users = np.random.default_rng(0).choice(n_users, size=min(asked, n_users), replace=False)
     candidates = ListSpec(n=200)
     with threadpool_limits(1):
         start = time.perf_counter()
-        recommend(model, users[:1], spec=ListSpec(n=10, rerank=CASES["mmr 0.3"]))
-        print(f"first list (builds the purchase vectors): {time.perf_counter() - start:.2f} s")
+        recommend(model, users[:1], spec=ListSpec(n=10, rerank=cases(similarity)["mmr 0.3"]))
+        print(f"first list (builds the {similarity} table): {time.perf_counter() - start:.2f} s")
         plain = [_timed(lambda u=u: recommend(model, [u], spec=candidates)) for u in users]
         print(f"plain top 200, one request: {statistics.median(plain) * 1e3:.2f} ms (median)")
         every = np.arange(n_users)
         t = _timed(lambda: recommend(model, every, 10))
         print(f"plain top 10, all {n_users:,} customers: {t:.2f} s")
-        for name, spec in CASES.items():
+        for name, spec in cases(similarity).items():
             listed = ListSpec(n=10, rerank=spec)
             calls = [_timed(lambda u=u, s=listed: recommend(model, [u], spec=s)) for u in users]
             own = [c - p for c, p in zip(calls, plain, strict=True)]
             t = _timed(lambda listed=listed: recommend(model, every, spec=listed))
             print(
-                f"{name} by purchases: one request {statistics.median(calls) * 1e3:.2f} ms, "
+                f"{name} by {similarity}: one request {statistics.median(calls) * 1e3:.2f} ms, "
                 f"its re-ranking {statistics.median(own) * 1e3:.2f} ms (medians); "
                 f"all {n_users:,} customers' lists {t:.2f} s"
             )
@@ -127,13 +132,16 @@ def main() -> int:
     parser.add_argument("part", choices=["vectors", "request"])
     parser.add_argument("--model", type=Path, default=None, help="model file (request)")
     parser.add_argument("--asked", type=int, default=300, help="customers asked in turn")
+    parser.add_argument(
+        "--similarity", default="purchases", help="request: what items are compared by"
+    )
     args = parser.parse_args()
     if args.part == "vectors":
         vectors()
     elif args.model is None:
         parser.error("request needs --model FILE")
     else:
-        request(args.model, args.asked)
+        request(args.model, args.asked, args.similarity)
     return 0
 
 
