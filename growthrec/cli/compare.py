@@ -51,7 +51,7 @@ from growthrec.evaluation.tuning import (
     default_search_space,
     sequential_search,
 )
-from growthrec.store.tuned import read_tuned, tuned_fingerprint, tuned_path, tuned_recency
+from growthrec.store.tuned import read_tuned, tuned_path
 
 __all__ = ["DEFAULT_BUDGET", "add_parser"]
 
@@ -155,12 +155,12 @@ def run_compare(args: argparse.Namespace, out: Output) -> None:
         for name in names:
             path = tuned_path(args.tuned, name)
             if path.is_file():
-                params[name].update(read_tuned(args.tuned, name)[1])
+                tuned = read_tuned(path, name)
+                params[name].update(tuned.params)
                 if args.recency is None:
-                    recency[name] = tuned_recency(path) or 0.0
-                fingerprint = tuned_fingerprint(path)
-                if fingerprint is not None:
-                    tuned_on[path] = fingerprint
+                    recency[name] = tuned.recency or 0.0
+                if tuned.fingerprint is not None:
+                    tuned_on[path] = tuned.fingerprint
     for item in args.param:
         scoped, sep, value = item.partition("=")
         backend, dot, key = scoped.partition(".")

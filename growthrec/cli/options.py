@@ -40,7 +40,7 @@ from growthrec.pipeline.rules import (
     parse_cap,
     parse_filter,
 )
-from growthrec.store.tuned import read_tuned, tuned_recency, tuned_weighting
+from growthrec.store.tuned import read_tuned
 
 __all__ = [
     "ListOptions",
@@ -483,11 +483,11 @@ def given_choices(
     backend, weighting = args.backend, args.weighting
     recency = getattr(args, "recency", None)
     if args.params_file is not None:
-        backend, tuned = read_tuned(args.params_file, backend)
-        params.update(tuned)
-        weighting = weighting or tuned_weighting(args.params_file)
-        if recency is None:
-            recency = tuned_recency(args.params_file)
+        tuned = read_tuned(args.params_file, backend)
+        backend = tuned.backend
+        params.update(tuned.params)
+        weighting = weighting or tuned.weighting
+        recency = tuned.recency if recency is None else recency
     params.update(backend_params(args))
     return backend, params, weighting, recency
 
