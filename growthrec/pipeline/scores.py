@@ -48,7 +48,7 @@ def scores(
             "model's training customers); user_indices(model, ids) gives row indices of ids"
         )
     weighted, scoring_users = training_rows(model, index)
-    return _scored(model, model.train.matrix[index], scoring_users, exclude_seen, weighted)
+    return _scored(model, model.train.matrix[index], weighted, scoring_users, exclude_seen)
 
 
 def basket_scores(
@@ -63,29 +63,26 @@ def basket_scores(
     if isinstance(baskets, (str, bytes)):
         raise ParameterError("baskets: expected a list of baskets (lists of item ids), not text")
     rows = rows_from_baskets(model.train.items, baskets)
-    return _scored(model, rows, np.full(rows.shape[0], -1, dtype=np.int64), exclude_seen)
+    unknown = np.full(rows.shape[0], -1, dtype=np.int64)
+    return _scored(model, rows, apply_weighting(rows, model.weighting), unknown, exclude_seen)
 
 
 def _scored(
     model: Model,
     rows: sp.csr_matrix,
+    weighted: sp.csr_matrix,
     users: np.ndarray,
     exclude_seen: bool,
-    weighted: sp.csr_matrix | None = None,
 ) -> np.ndarray:
-    """The backend's scores of ``rows`` (raw purchases, weighted here unless ``weighted`` holds
-    them weighted already) into one new array."""
+    """The backend's scores of ``weighted`` (``rows``, the raw purchases, as the backend
+    scores them) into one new array; ``rows`` is what ``exclude_seen`` excludes."""
     impl = get_backend(model.backend)
     n_items = model.train.n_items
     out = np.empty((users.size, n_items), dtype=np.float32)
     step = batch_rows(n_items)
     for start in range(0, users.size, step):
         stop = min(start + step, users.size)
-        if weighted is None:
-            chunk = apply_weighting(rows[start:stop], model.weighting)
-        else:
-            chunk = weighted[start:stop]
-        batch = np.asarray(row_scores(model, impl, chunk, users[start:stop]))
+        batch = np.asarray(row_scores(model, impl, weighted[start:stop], users[start:stop]))
         if batch.shape != (stop - start, n_items):
             raise PluginError(
                 f"backend {impl.name!r}: score returned shape {batch.shape} for "
