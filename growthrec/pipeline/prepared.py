@@ -128,7 +128,7 @@ def _build(model: Model) -> PreparedModel:
     buyers = column_counts(model.train.matrix).astype(np.float32)
     buyers.flags.writeable = False
     decay = None
-    if model.recency > 0 and model.train.timestamps is not None:
+    if model.recency > 0:  # fit_model and load_model refuse recency without purchase times
         train = model.train.matrix
         weights = recency_decay(train, model.train.timestamps, model.recency)
         decay = sp.csr_matrix((weights, train.indices, train.indptr), shape=train.shape)
