@@ -19,7 +19,9 @@ weight=0.2,0.35,0.5,0.65,0.8``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -52,24 +54,25 @@ def parse_pairs(text: str, where: str) -> dict[str, str]:
     return pairs
 
 
-def _parts(params: Mapping[str, Any]) -> list[tuple[str, Backend, dict[str, Any]]]:
+def _parts(params: Mapping[str, Any]) -> list[tuple[str, Backend, Mapping[str, Any]]]:
     """Each part's prefix, backend and resolved parameters, in order (first, second)."""
+    return [(f"{part}_", *_part(part, params[part], params[f"{part}_params"])) for part in PARTS]
+
+
+@functools.lru_cache(maxsize=64)
+def _part(part: str, name: str, given: str) -> tuple[Backend, Mapping[str, Any]]:
+    """One part's backend and resolved parameters, looked up once: every ``score`` call (a
+    request) needs them, and a registry lookup asks every plugin (~0.2 ms each)."""
     from growthrec.backends.registry import get_backend  # the registry imports this module
 
-    parts = []
-    for part in PARTS:
-        name = params[part]
-        if name == BlendBackend.name:
-            raise ParameterError(f"blend: {part}=blend; blend two other models")
-        try:
-            backend = get_backend(name)
-            resolved = resolve_params(
-                backend, parse_pairs(params[f"{part}_params"], f"{part}_params")
-            )
-        except ParameterError as exc:
-            raise ParameterError(f"blend: {part}={name}: {exc}") from None
-        parts.append((f"{part}_", backend, resolved))
-    return parts
+    if name == BlendBackend.name:
+        raise ParameterError(f"blend: {part}=blend; blend two other models")
+    try:
+        backend = get_backend(name)
+        resolved = resolve_params(backend, parse_pairs(given, f"{part}_params"))
+    except ParameterError as exc:
+        raise ParameterError(f"blend: {part}={name}: {exc}") from None
+    return backend, MappingProxyType(resolved)
 
 
 def _streams(rng: np.random.Generator) -> list[np.random.Generator]:
