@@ -90,6 +90,8 @@ def _list_options(available: Path) -> list[str]:
         "0.4",
         "--popularity-penalty",
         "0.1",
+        "--coverage",
+        "0.3",
         "--candidates",
         "30",
     ]
@@ -117,6 +119,7 @@ def test_recommend_export_and_evaluate_make_identical_lists(shop, available, tmp
         "similarity": "categories",
         "window": None,
         "aggregate": "max",
+        "coverage": 0.3,
     }
 
     # The model evaluate fitted, rebuilt from the same arguments, saved for recommend/export.
@@ -486,6 +489,7 @@ def test_compare_takes_the_same_options(shop, capsys):
         (["--rerank", "mmr"], 2, "--rerank mmr: give --strength X in [0, 1]"),
         (["--strength", "0.3"], 2, "--strength 0.3 needs a re-ranker"),
         (["--popularity-penalty", "2"], 2, "--popularity-penalty 2: outside [0, 1]"),
+        (["--coverage", "-0.5"], 2, "--coverage -0.5: outside [0, 1] (0: off"),
         (
             ["--rerank", "mmr", "--strength", ".3", "--window", "4"],
             2,
@@ -676,6 +680,7 @@ def test_list_spec_in_json_follows_the_schemas(shop, model_file, available, tmp_
             "similarity": "categories",
             "window": None,
             "aggregate": "max",
+            "coverage": 0.3,
         },
         "candidates": 30,
         "category_col": "category",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import httpx
 import numpy as np
 import pytest
@@ -123,6 +124,23 @@ def test_caps_and_rerank_are_the_pipelines(server, model):
     )
     spec = ListSpec(n=5, rerank=RerankSpec("calibration", 0.5))
     assert _items(calibrated) == _expected(model, user, spec)
+
+
+def test_coverage_boosts_are_the_pipelines(server, model):
+    # Lists of two from ten candidates show 35 of the 40 items; the boosts show all 40.
+    spec = ListSpec(n=2, rerank=RerankSpec(coverage=0.5), candidates=10)
+    every = np.arange(model.train.n_users)
+    boosted, _ = recommend(model, every, spec=spec)
+    plain, _ = recommend(model, every, spec=attrs.evolve(spec, rerank=RerankSpec()))
+    assert np.unique(boosted).size > np.unique(plain).size
+    moved = np.flatnonzero((boosted != plain).any(axis=1))
+    for user in (*moved[:3].tolist(), 0):
+        customer = str(model.train.users.ids[user])
+        body = {"customer": customer, "n": 2, "rerank": {"coverage": 0.5}, "candidates": 10}
+        assert _items(_post(server, body)) == _expected(model, user, spec)
+    answer = _post(server, {"customer": "1", "rerank": {"coverage": 2}})
+    assert answer.status_code == 422
+    assert "rerank.coverage" in answer.text
 
 
 def test_allow_list_leaves_a_short_list_and_says_so(server, model):

@@ -54,15 +54,30 @@ pytestmark = pytest.mark.usefixtures("plain_console")
         ("popularity+mmr", "popularity+mmr", RerankSpec("mmr", 0.3, 0.3)),
         ("mmr + popularity", "popularity+mmr", RerankSpec("mmr", 0.3, 0.3)),
         ("popularity=0.1+dpp", "popularity=0.1+dpp", RerankSpec("dpp", 0.3, 0.1)),
+        ("coverage", "coverage", RerankSpec(coverage=0.3)),
+        ("coverage+mmr", "coverage+mmr", RerankSpec("mmr", 0.3, coverage=0.3)),
+        (
+            "mmr-mean+coverage=0.1",
+            "coverage=0.1+mmr-mean",
+            RerankSpec("mmr", 0.3, 0, aggregate="mean", coverage=0.1),
+        ),
+        (
+            "coverage=0.1+popularity",
+            "popularity+coverage=0.1",
+            RerankSpec(popularity_penalty=0.3, coverage=0.1),
+        ),
     ],
 )
 def test_curves_parse_and_set_the_strength(text, name, spec_at_03):
     curve = parse_curve(text)
     assert curve.name == name
     assert curve.spec_at(0.3, "categories") == spec_at_03
-    assert curve.spec_at(0.0, "categories") == RerankSpec(
-        spec_at_03.kind, 0.0, 0.1 if "=" in text else 0.0
-    )
+    fixed = 0.1 if "=" in text else 0.0
+    at_0 = curve.spec_at(0.0, "categories")
+    assert at_0.strength == 0.0
+    assert at_0.popularity_penalty == (fixed if "popularity=" in text else 0.0)
+    assert at_0.coverage == (fixed if "coverage=" in text else 0.0)
+    assert curve.fixed == ("=" in text)
 
 
 def test_window_goes_to_dpp_only():
@@ -76,10 +91,13 @@ def test_window_goes_to_dpp_only():
         ("xquad", "unknown re-ranker 'xquad'"),
         ("mmr+dpp", "one pass holds one of mmr, dpp and calibration"),
         ("popularity+popularity", "popularity given twice"),
+        ("coverage+mmr+coverage=0.2", "coverage given twice"),
         ("popularity=2+mmr", "popularity=2 must be a number in (0, 1]"),
         ("popularity=x+mmr", "popularity=x must be a number in (0, 1]"),
-        ("mmr=0.3", "only popularity takes a fixed value"),
-        ("popularity=0.2", "a fixed popularity penalty needs a re-ranker to sweep"),
+        ("coverage=0+mmr", "coverage=0 must be a number in (0, 1]"),
+        ("mmr=0.3", "only popularity and coverage take a fixed value"),
+        ("popularity=0.2", "fixed values need something to sweep"),
+        ("popularity=0.2+coverage=0.5", "fixed values need something to sweep"),
         ("mmr+", "expected re-rankers joined by '+'"),
     ],
 )
@@ -401,6 +419,7 @@ def test_tradeoff_without_categories_leaves_calibration_out(shop, tmp_path, caps
     [
         (["--rerank", "mmr", "--strength", "0.3"], "are what tradeoff sweeps"),
         (["--popularity-penalty", "0.1"], "are what tradeoff sweeps"),
+        (["--coverage", "0.3"], "--coverage is what tradeoff sweeps"),
         (["--strengths", "0.2,1.5"], "1.5 is outside [0, 1]"),
         (["--strengths", "0"], "at least one strength above 0"),
         (["--strengths", "a"], "'a' is not a number"),

@@ -595,6 +595,16 @@ def add_list_options(parser: argparse.ArgumentParser, *, purchases: bool = False
         "relevance first, B in [0, 1] (default 0); composes with --rerank",
     )
     group.add_argument(
+        "--coverage",
+        type=float,
+        default=0.0,
+        metavar="C",
+        help="catalogue coverage: raise, in 20 rounds over every customer's list, the "
+        "relevance of each item no list shows, by up to C in [0, 1] (default 0); each item "
+        "enters the lists of the customers nearest to wanting it first; composes with "
+        "--rerank and --popularity-penalty",
+    )
+    group.add_argument(
         "--similarity",
         choices=SIMILARITIES,
         default="categories",
@@ -661,6 +671,7 @@ class ListOptions:
                 "similarity": rerank.similarity,
                 "window": rerank.window,
                 "aggregate": rerank.aggregate,
+                "coverage": rerank.coverage,
             },
             candidates=spec.candidates,
             category_col=spec.category,
@@ -691,6 +702,12 @@ def _rerank_from(args: argparse.Namespace) -> RerankSpec:
             f"--popularity-penalty {beta:g}: outside [0, 1] (0: none, 1: the full log "
             "popularity, scaled to [0, 1], off each relevance)"
         )
+    coverage = args.coverage
+    if not (math.isfinite(coverage) and 0.0 <= coverage <= 1.0):
+        raise ParameterError(
+            f"--coverage {coverage:g}: outside [0, 1] (0: off; the largest boost an item no "
+            "list shows gets on its relevance, itself scaled to [0, 1])"
+        )
     if args.window is not None:
         if kind != "dpp":
             raise ParameterError(f"--window {args.window}: applies to --rerank dpp only")
@@ -704,6 +721,7 @@ def _rerank_from(args: argparse.Namespace) -> RerankSpec:
         args.similarity,
         args.window,
         "mean" if mean else "max",
+        float(coverage),
     )
 
 
@@ -827,6 +845,8 @@ def list_spec_text(spec: ListSpec) -> str:
         parts.append(f"{kind} {rerank.strength:g}{by}{window}")
     if rerank.popularity_penalty:
         parts.append(f"popularity penalty {rerank.popularity_penalty:g}")
+    if rerank.coverage:
+        parts.append(f"coverage boost up to {rerank.coverage:g}")
     if spec.reorders:
         parts.append(f"re-ranked from the top {spec.candidates}")
     if not spec.exclude_seen:

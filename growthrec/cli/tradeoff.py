@@ -131,6 +131,11 @@ def _check_options(args: argparse.Namespace) -> None:
             "--rerank, --strength and --popularity-penalty are what tradeoff sweeps: give the "
             "curves with --rerankers (e.g. mmr,popularity+mmr) and --strengths"
         )
+    if args.coverage:
+        raise ParameterError(
+            "--coverage is what tradeoff sweeps: give it as a curve with --rerankers "
+            "(e.g. coverage, or coverage=0.5+mmr-mean)"
+        )
     if len(args.k) != 1:
         raise ParameterError(f"--k {' '.join(map(str, args.k))}: tradeoff takes one K, e.g. --k 10")
     if args.sampled is not None:

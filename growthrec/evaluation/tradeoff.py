@@ -64,39 +64,55 @@ ACCURACY = ("ndcg", "recall")
 TRADEOFF_METRICS = ("coverage", "diversity", "gini", "long_tail", "novelty", "miscalibration")
 #: Metrics where lower is better: their gain is a decrease.
 LOWER_IS_BETTER = frozenset({"gini", "miscalibration"})
-#: What a curve is made of; ``popularity`` composes with one of the others.
-CURVE_PARTS = ("mmr", "mmr-mean", "dpp", "calibration", "popularity")
+#: What a curve is made of; ``popularity`` and ``coverage`` compose with one of the others.
+CURVE_PARTS = ("mmr", "mmr-mean", "dpp", "calibration", "popularity", "coverage")
+#: The parts that adjust relevance before a re-ranker: swept with the strength, or fixed.
+ADJUSTMENTS = ("popularity", "coverage")
 DEFAULT_CURVES = ("mmr", "dpp", "calibration", "popularity", "popularity+mmr")
 DEFAULT_STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
 
 @attrs.frozen
 class Curve:
-    """One curve of the sweep: a re-ranker ``kind`` (``none`` for the popularity penalty
-    alone) and the popularity penalty, swept with the strength (``popularity`` None) or fixed
-    at ``popularity``; ``penalised`` says whether the penalty takes part at all."""
+    """One curve of the sweep: a re-ranker ``kind`` (``none`` for an adjustment alone) and
+    the popularity penalty and coverage boosts, each swept with the strength (its value None)
+    or fixed at its value; ``penalised`` and ``covered`` say whether each takes part."""
 
     kind: str
     penalised: bool = False
     popularity: float | None = None
+    covered: bool = False
+    coverage: float | None = None
 
     @property
     def name(self) -> str:
-        """``mmr``, ``popularity``, ``popularity+mmr``, ``popularity=0.1+mmr``."""
+        """``mmr``, ``popularity``, ``popularity+mmr``, ``popularity=0.1+coverage=0.5+mmr``."""
         parts = []
-        if self.penalised:
-            parts.append(
-                "popularity" if self.popularity is None else f"popularity={self.popularity:g}"
-            )
+        for part, used, value in (
+            ("popularity", self.penalised, self.popularity),
+            ("coverage", self.covered, self.coverage),
+        ):
+            if used:
+                parts.append(part if value is None else f"{part}={value:g}")
         if self.kind != "none":
             parts.append(self.kind)
         return "+".join(parts)
 
+    @property
+    def fixed(self) -> bool:
+        """Whether a fixed adjustment changes the list at strength 0 (so it starts there)."""
+        return (self.penalised and self.popularity is not None) or (
+            self.covered and self.coverage is not None
+        )
+
     def spec_at(self, strength: float, similarity: str, window: int | None = None) -> RerankSpec:
-        """The re-ranking at ``strength``: the re-ranker's strength and (when swept) beta."""
-        beta = 0.0
+        """The re-ranking at ``strength``: the re-ranker's strength, and the swept
+        adjustments' values."""
+        beta = coverage = 0.0
         if self.penalised:
             beta = strength if self.popularity is None else self.popularity
+        if self.covered:
+            coverage = strength if self.coverage is None else self.coverage
         mean = self.kind == "mmr-mean"  # MMR penalising the mean similarity (RerankSpec.aggregate)
         return RerankSpec(
             "mmr" if mean else self.kind,
@@ -105,19 +121,20 @@ class Curve:
             similarity,
             window if self.kind == "dpp" else None,
             "mean" if mean else "max",
+            coverage,
         )
 
 
 def parse_curve(text: str) -> Curve:
-    """``"mmr"``, ``"popularity"``, ``"popularity+mmr"`` or ``"popularity=0.1+dpp"`` as a
-    ``Curve``; a mistake is one line naming the text."""
+    """``"mmr"``, ``"popularity"``, ``"popularity+mmr"``, ``"popularity=0.1+dpp"`` or
+    ``"coverage=0.5+mmr-mean"`` as a ``Curve``; a mistake is one line naming the text."""
     parts = [p.strip() for p in text.split("+")]
     if not text.strip() or any(not p for p in parts):
         raise ParameterError(
             f"--rerankers {text!r}: expected re-rankers joined by '+', e.g. popularity+mmr"
         )
     kinds: list[str] = []
-    penalised, beta = False, None
+    given: dict[str, float | None] = {}
     for part in parts:
         name, sep, value = part.partition("=")
         name = name.strip()
@@ -126,42 +143,46 @@ def parse_curve(text: str) -> Curve:
                 f"--rerankers {text!r}: unknown re-ranker {name!r}; choose from "
                 f"{', '.join(CURVE_PARTS)}, or join popularity with one (popularity+mmr)"
             )
-        if name == "popularity":
-            if penalised:
-                raise ParameterError(f"--rerankers {text!r}: popularity given twice")
-            penalised = True
-            if sep:
-                beta = _fixed_beta(text, value)
+        if name in ADJUSTMENTS:
+            if name in given:
+                raise ParameterError(f"--rerankers {text!r}: {name} given twice")
+            given[name] = _fixed_value(text, name, value) if sep else None
         else:
             if sep:
                 raise ParameterError(
-                    f"--rerankers {text!r}: only popularity takes a fixed value "
+                    f"--rerankers {text!r}: only popularity and coverage take a fixed value "
                     "(popularity=0.1+mmr); the others follow --strengths"
                 )
             kinds.append(name)
     if len(kinds) > 1:
         raise ParameterError(
             f"--rerankers {text!r}: one pass holds one of mmr, dpp and calibration "
-            "(compose popularity with one of them)"
+            "(compose popularity or coverage with one of them)"
         )
-    if not kinds and beta is not None:
+    if not kinds and all(v is not None for v in given.values()):
         raise ParameterError(
-            f"--rerankers {text!r}: a fixed popularity penalty needs a re-ranker to sweep "
-            "(popularity=0.1+mmr)"
+            f"--rerankers {text!r}: fixed values need something to sweep "
+            "(popularity=0.1+mmr, coverage=0.5+popularity)"
         )
-    return Curve(kinds[0] if kinds else "none", penalised, beta)
+    return Curve(
+        kinds[0] if kinds else "none",
+        "popularity" in given,
+        given.get("popularity"),
+        "coverage" in given,
+        given.get("coverage"),
+    )
 
 
-def _fixed_beta(text: str, value: str) -> float:
+def _fixed_value(text: str, name: str, value: str) -> float:
     try:
-        beta = float(value)
+        number = float(value)
     except ValueError:
-        beta = math.nan
-    if not (math.isfinite(beta) and 0.0 < beta <= 1.0):
+        number = math.nan
+    if not (math.isfinite(number) and 0.0 < number <= 1.0):
         raise ParameterError(
-            f"--rerankers {text!r}: popularity={value.strip()} must be a number in (0, 1]"
+            f"--rerankers {text!r}: {name}={value.strip()} must be a number in (0, 1]"
         )
-    return beta
+    return number
 
 
 @attrs.frozen
@@ -409,9 +430,9 @@ def sweep_lists(
     plain = {m: plain[m] for m in kept}
     points: list[TradeoffPoint] = []
     for curve in curves:
-        # A curve with a fixed popularity penalty starts from that penalty alone, not the plain
-        # list; the others start from the plain list itself.
-        fixed = curve.spec_at(0.0, similarity, window).popularity_penalty > 0
+        # A curve with a fixed popularity penalty or coverage starts from it alone, not the
+        # plain list; the others start from the plain list itself.
+        fixed = curve.fixed
         if not fixed:
             points.append(
                 TradeoffPoint(curve.name, 0.0, plain, {m: 0.0 for m in kept}, 0.0, plain_short)

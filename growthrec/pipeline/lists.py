@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import attrs
 import numpy as np
 import scipy.sparse as sp
 
@@ -19,6 +20,7 @@ from growthrec.core.reranking import (
     CategoryTable,
     SimilarityTable,
     category_table,
+    coverage_boosts,
     rerank,
     similarity_from_categories,
     similarity_from_vectors,
@@ -114,6 +116,26 @@ def _ranked(
     caps or a re-ranker re-order them, the top ``spec.candidates`` go through
     ``growthrec.core.reranking.rerank``. Scores are the model's, whatever decided the order.
     """
+    options = {"mapped_users": mapped_users, "lookalike": lookalike, "decay": decay}
+    items, scores = _candidates(model, rows, users, spec, n_threads=n_threads, **options)
+    if not spec.reorders:
+        return items, scores
+    return _reranked(model, prepare(model), rows, items, scores, spec, n_threads=n_threads)
+
+
+def _candidates(
+    model: Model,
+    rows: sp.csr_matrix | _RowsOf,
+    users: np.ndarray,
+    spec: ListSpec,
+    *,
+    n_threads: int,
+    mapped_users: np.ndarray | None = None,
+    lookalike: sp.csr_matrix | None = None,
+    decay: sp.csr_matrix | _RowsOf | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_ranked``'s first stage: the top ``spec.n`` (or ``spec.candidates`` when something
+    re-orders them) by the model's scores, under the allow and deny lists and the filters."""
     prepared = prepare(model)
     impl = prepared.backend
 
@@ -144,9 +166,7 @@ def _ranked(
             return row_scores(model, impl, weighted(start, stop), users[start:stop])
 
         items, scores = top_k_batched(score_batch, rows.shape[0], model.train.n_items, k, **options)
-    if not spec.reorders:
-        return items, scores
-    return _reranked(model, prepared, rows, items, scores, spec)
+    return items, scores
 
 
 def _allowed_items(model: Model, prepared: PreparedModel, spec: ListSpec) -> np.ndarray | None:
@@ -168,8 +188,46 @@ def _reranked(
     candidates: np.ndarray,
     scores: np.ndarray,
     spec: ListSpec,
+    *,
+    n_threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``spec``'s caps and re-ranker over each row's candidates; the model's scores kept."""
+    context, caps = _rerank_context(model, prepared, rows, spec)
+    if spec.rerank.coverage > 0:
+        key = ("coverage", spec.n, spec.exclude_seen, spec.candidates, spec.caps, spec.category)
+        context["boosts"] = prepared.derive(
+            (*key, spec.rerank),
+            lambda: _coverage_boosts(model, prepared, spec, n_threads=n_threads),
+        )
+    result = rerank(candidates, scores, spec.n, spec.rerank, caps=caps, **context)
+    # The model's score of each chosen item: its candidate column's (-inf for padding).
+    chosen = np.take_along_axis(scores, np.maximum(result.positions, 0), axis=1)
+    return result.items, np.where(result.positions >= 0, chosen, -np.inf).astype(np.float32)
+
+
+def _coverage_boosts(
+    model: Model, prepared: PreparedModel, spec: ListSpec, *, n_threads: int
+) -> np.ndarray:
+    """``coverage_boosts`` from every training customer's candidates under ``spec``'s
+    re-ranking and caps, without a request's allow and deny lists and filters: one table per
+    model and settings, so a customer's list is the same whoever else is asked for."""
+    every = np.arange(model.train.n_users)
+    rules_free = attrs.evolve(spec, allow=None, deny=(), filters=())
+    matrix = model.train.matrix
+    items, scores = _candidates(
+        model, matrix, every, rules_free, n_threads=n_threads, decay=prepared.decay
+    )
+    context, caps = _rerank_context(model, prepared, matrix, rules_free)
+    return coverage_boosts(
+        items, scores, spec.n, spec.rerank, model.train.n_items, caps=caps, **context
+    )
+
+
+def _rerank_context(
+    model: Model, prepared: PreparedModel, rows: sp.csr_matrix | _RowsOf, spec: ListSpec
+) -> tuple[dict[str, object], list[Cap]]:
+    """The tables ``rerank`` needs for ``spec`` (similarity, categories, popularity) and
+    its caps, each built once per model."""
     rerank_spec = spec.rerank
     context: dict[str, object] = {}
     if rerank_spec.kind != "none" and rerank_spec.strength > 0:
@@ -198,10 +256,7 @@ def _reranked(
         )
         for column, limit in spec.caps
     ]
-    result = rerank(candidates, scores, spec.n, rerank_spec, caps=caps, **context)
-    # The model's score of each chosen item: its candidate column's (-inf for padding).
-    chosen = np.take_along_axis(scores, np.maximum(result.positions, 0), axis=1)
-    return result.items, np.where(result.positions >= 0, chosen, -np.inf).astype(np.float32)
+    return context, caps
 
 
 def _category_table(model: Model, column: str) -> CategoryTable:

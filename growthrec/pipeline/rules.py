@@ -7,7 +7,8 @@
    changes the order), purchased items excluded unless asked, ``allow``/``deny`` lists and the
    attribute ``filters`` applied before ranking, so every candidate is one the rules allow;
 2. rules while the list fills: ``caps``, at most so many items per value of an attribute;
-3. re-ranking (``rerank``: MMR, DPP, calibration, a popularity penalty), then the top ``n``.
+3. re-ranking (``rerank``: MMR, DPP, calibration, a popularity penalty, coverage boosts),
+   then the top ``n``.
 
 A list the rules leave shorter than ``n`` ends in -1 padding (scores -inf); nothing is made up
 to fill it, and every command says how many lists came out short.
@@ -132,7 +133,7 @@ class ListSpec:
         """Whether anything besides the scores decides the order (caps or a re-ranker)."""
         rerank = self.rerank
         active = rerank.kind != "none" and rerank.strength > 0
-        return bool(self.caps) or active or rerank.popularity_penalty > 0
+        return bool(self.caps) or active or rerank.popularity_penalty > 0 or rerank.coverage > 0
 
 
 def filter_mask(attributes: Mapping[str, np.ndarray], filters: Sequence[Filter]) -> np.ndarray:

@@ -141,6 +141,7 @@ def list_spec(model: Model, request: Any, allow: list[str] | None, deny: list[st
                 given.similarity,
                 given.window,
                 given.aggregate,
+                given.coverage,
             )
         except ParameterError as exc:
             raise FieldError("rerank", str(exc).removeprefix("rerank: ")) from None
@@ -245,7 +246,8 @@ def _popular_rows(
     rows = _rows(model, order, buyers / max(model.train.n_users, 1))
     for row, count in zip(rows, buyers.tolist(), strict=True):
         row["buyers"] = int(count)
-    if spec.rerank.kind != "none" or spec.rerank.popularity_penalty > 0:
+    rerank = spec.rerank
+    if rerank.kind != "none" or rerank.popularity_penalty > 0 or rerank.coverage > 0:
         notes.append("re-ranking is not applied to best sellers (no customer to re-rank for)")
     return rows, notes
 

@@ -118,6 +118,14 @@ class RerankRequest(_Request):
         description="MMR only: penalise the largest (`max`) or the mean (`mean`) similarity to "
         "the items already chosen; `mean` raises intra-list diversity more for the same accuracy.",
     )
+    coverage: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Catalogue coverage: the largest boost on the relevance of an item no "
+        "customer's list shows (0: off). The boosts come from every customer's list under "
+        "these settings, built on the first request that asks, then kept.",
+    )
 
 
 #: Tags of the filter union (text or object): left out of the field names errors give.

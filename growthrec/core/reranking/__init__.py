@@ -1,4 +1,4 @@
-"""Re-ranking a user's candidates: diversity (MMR, DPP), calibration, novelty, business rules."""
+"""Re-ranking a user's candidates: diversity (MMR, DPP), calibration, novelty, coverage, rules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from growthrec.core.reranking.calibration import (
     user_category_distribution,
     user_category_shares,
 )
+from growthrec.core.reranking.coverage import COVERAGE_ROUNDS, coverage_boosts
 from growthrec.core.reranking.rerank import Reranked, rerank
 from growthrec.core.reranking.rules import Cap, mask_candidates
 from growthrec.core.reranking.similarity import (
@@ -22,6 +23,7 @@ from growthrec.core.reranking.spec import MMR_AGGREGATES, RERANKERS, SIMILARITIE
 
 __all__ = [
     "CALIBRATION_ALPHA",
+    "COVERAGE_ROUNDS",
     "MMR_AGGREGATES",
     "RERANKERS",
     "SIMILARITIES",
@@ -31,6 +33,7 @@ __all__ = [
     "Reranked",
     "SimilarityTable",
     "category_table",
+    "coverage_boosts",
     "kl_smoothed",
     "mask_candidates",
     "rerank",

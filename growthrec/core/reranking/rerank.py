@@ -1,8 +1,9 @@
 """The re-ranking stage: a user's candidates and their scores in, the top N out, in one pass.
 
-The popularity penalty adjusts relevance first; then MMR, the DPP or calibration fills each
-list a position at a time, under the caps, batched over users (a Python loop runs over the N
-positions, never over users). Lists that rules leave short end in -1 padding and say so.
+The popularity penalty and the coverage boosts adjust relevance first; then MMR, the DPP or
+calibration fills each list a position at a time, under the caps, batched over users (a
+Python loop runs over the N positions, never over users). Lists that rules leave short end in
+-1 padding and say so.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _check(
     categories: CategoryTable | None,
     user_categories: np.ndarray | sp.spmatrix | None,
     popularity: np.ndarray | None,
+    boosts: np.ndarray | None = None,
 ) -> None:
     """Every mistake a caller can make, as one line, before any work."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -99,6 +101,8 @@ def _check(
             )
     if spec.popularity_penalty > 0 and popularity is None:
         raise ParameterError("rerank: popularity_penalty needs each item's popularity")
+    if spec.coverage > 0 and boosts is None:
+        raise ParameterError("rerank: coverage needs each item's boost (coverage_boosts)")
     tables = {
         "similarity": similarity.n_items
         if similarity is not None and spec.needs_similarity
@@ -107,6 +111,7 @@ def _check(
         if categories is not None and spec.needs_categories
         else None,
         "popularity": np.shape(popularity)[0] if popularity is not None else None,
+        "boosts": np.shape(boosts)[0] if boosts is not None and spec.coverage > 0 else None,
     }
     for what, size in tables.items():
         if size is not None and top >= size:
@@ -146,6 +151,7 @@ def rerank(
     categories: CategoryTable | None = None,
     user_categories: np.ndarray | sp.spmatrix | None = None,
     popularity: np.ndarray | None = None,
+    boosts: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
     caps: Sequence[Cap] = (),
 ) -> Reranked:
@@ -154,19 +160,21 @@ def rerank(
 
     ``similarity`` serves MMR and the DPP, ``categories`` and ``user_categories`` (each user's
     category distribution, ``user_category_distribution``) calibration, ``popularity`` (buyers
-    per item) the penalty. ``allowed`` (per item, or per user and item) drops candidates before
-    anything else; ``caps`` limit items per group while lists fill.
+    per item) the penalty, ``boosts`` (per item, ``coverage_boosts``) coverage. ``allowed``
+    (per item, or per user and item) drops candidates before anything else; ``caps`` limit
+    items per group while lists fill.
     """
     spec = RerankSpec() if spec is None else spec
     candidates = np.asarray(candidates, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
-    _check(candidates, scores, n, spec, similarity, categories, user_categories, popularity)
+    _check(candidates, scores, n, spec, similarity, categories, user_categories, popularity, boosts)
     if allowed is not None:
         _check_allowed(allowed, candidates)
         candidates = mask_candidates(candidates, allowed)
     candidates = np.where(np.isneginf(scores), -1, candidates)
     n_users, m = candidates.shape
     logpop = log_popularity(popularity) if spec.popularity_penalty > 0 else None
+    boosts = np.asarray(boosts, dtype=np.float64) if spec.coverage > 0 else None
     plain = spec.kind == "none" or spec.strength == 0
     width = similarity.width if similarity is not None and spec.needs_similarity else 0
     k = categories.codes.shape[1] if categories is not None else 1
@@ -178,14 +186,14 @@ def rerank(
     for start in range(0, n_users, size):
         stop = min(start + size, n_users)
         batch = candidates[start:stop]
-        if spec.popularity_penalty > 0:
+        if plain and spec.popularity_penalty == 0 and boosts is None:
+            relevance = np.where(batch >= 0, scores[start:stop], -np.inf)
+        else:
             relevance = penalised_relevance(
                 scores[start:stop], batch, spec.popularity_penalty, logpop
             )
-        elif plain:
-            relevance = np.where(batch >= 0, scores[start:stop], -np.inf)
-        else:
-            relevance = penalised_relevance(scores[start:stop], batch, 0.0, None)
+            if boosts is not None:  # -inf padding stays -inf
+                relevance = relevance + boosts[np.where(batch >= 0, batch, 0)]
         if plain and not caps:
             positions, gains = top_k(relevance, min(n, m))  # ties: the earlier candidate
         else:

@@ -38,6 +38,9 @@ class RerankSpec:
     only be diverse over any ``window`` consecutive items (``None``: the whole list).
     ``aggregate`` (MMR only) penalises the largest (``max``) or the mean (``mean``) similarity
     to the items already chosen; ``mean`` raises intra-list diversity, a mean, more per step.
+    ``coverage`` in [0, 1] (0: off) raises the relevance of items no customer's list shows, a
+    step per round, up to ``coverage`` (``growthrec.core.reranking.coverage``): catalogue
+    coverage for little accuracy.
     """
 
     kind: str = "none"
@@ -46,6 +49,7 @@ class RerankSpec:
     similarity: str = "categories"
     window: int | None = None
     aggregate: str = "max"
+    coverage: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in RERANKERS:
@@ -57,12 +61,16 @@ class RerankSpec:
                 f"rerank: unknown similarity {self.similarity!r}; "
                 f"choose one of {', '.join(SIMILARITIES)}"
             )
-        for name in ("strength", "popularity_penalty"):
+        for name in ("strength", "popularity_penalty", "coverage"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ParameterError(f"rerank: {name}={value!r} must be a number in [0, 1]")
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                meaning = _STRENGTH_MEANING[self.kind] if name == "strength" else "beta"
+                meaning = {
+                    "strength": _STRENGTH_MEANING[self.kind],
+                    "popularity_penalty": "beta",
+                    "coverage": "the largest boost",
+                }[name]
                 raise ParameterError(
                     f"rerank: {name}={value} is outside [0, 1] ({meaning}); "
                     "0 keeps the relevance order"
