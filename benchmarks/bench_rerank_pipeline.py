@@ -7,9 +7,8 @@ categories. For each re-ranker: ``recommend(model, users, spec=ListSpec(n=10, re
 plain top 10), over a batch of users on one thread; and one request (one user): the whole
 call, and its re-ranking alone (the call less the plain top 200 of that user); and the first
 request, which builds the tables a case needs once per model (the coverage boosts rank every
-customer's candidates 20 times). The plain top
-200 alone shows what the candidates cost: the pruned top-10 of a factor model skips most items,
-the top 200 cannot. The peer: implicit's ``recommend`` (its C++ top-k over every score, one
+customer's candidates up to C / 0.02 times). The plain top 200 alone shows what the candidates
+cost: the pruned top-10 of a factor model skips most items, the top 200 cannot. The peer: implicit's ``recommend`` (its C++ top-k over every score, one
 thread) on the very same factors and purchases, top 10 and top 200, where implicit is installed.
 
     python -m benchmarks.bench_rerank_pipeline                 # 20,000 users

@@ -18,7 +18,7 @@ from growthrec.pipeline.rules import ListSpec
 # ---------------------------------------------------------------------------------------------
 # Three customers, four items, lists of one; min-max relevance of each row's candidates:
 #   u0: items 0 1 2 -> 1, 0.85, 0    u1: items 0 2 3 -> 1, 0.65, 0    u2: items 0 1 3 -> 1, 0.5, 0
-# coverage 0.4 in 4 rounds: a step of 0.1 for every item no list shows.
+# coverage 0.4 in steps of 0.1 (4 rounds) for every item no list shows.
 #   round 1: everyone takes item 0; 1, 2, 3 unshown          -> boosts 0, 0.1, 0.1, 0.1
 #   round 2: u0 1 vs 0.95, u1 1 vs 0.75, u2 1 vs 0.6: item 0  -> boosts 0, 0.2, 0.2, 0.2
 #   round 3: u0 takes item 1 (1.05); 2, 3 unshown             -> boosts 0, 0.2, 0.3, 0.3
@@ -31,7 +31,7 @@ HAND_SCORES = np.array([[1.0, 0.85, 0.0], [1.0, 0.65, 0.0], [2.0, 1.0, 0.0]])
 
 def test_boosts_by_hand():
     spec = RerankSpec(coverage=0.4)
-    boosts = coverage_boosts(HAND_CANDIDATES, HAND_SCORES, 1, spec, 4, rounds=4)
+    boosts = coverage_boosts(HAND_CANDIDATES, HAND_SCORES, 1, spec, 4, step=0.1)
     assert boosts == pytest.approx([0.0, 0.2, 0.4, 0.4])
     lists = rerank(HAND_CANDIDATES, HAND_SCORES, 1, spec, boosts=boosts).items
     assert lists[:, 0].tolist() == [1, 2, 0]
@@ -41,16 +41,17 @@ def test_boosts_by_hand():
 
 def test_boosts_stop_once_every_candidate_is_shown():
     # As above with item 3 swapped for item 1 in u1's row and item 2 in u2's: only items 0-2
-    # are candidates, and a step of 0.1 (coverage 1 in 10 rounds).
+    # are candidates, and a step of 0.1 (coverage 1: up to 10 rounds).
     #   r1 boosts 1, 2: 0.1 | r2 0.2 | r3 u0 takes item 1 (1.05): item 2 0.3 | r4 u1 0.95: 0.4
     #   r5 u1 takes item 2 (1.05): every candidate shown, no more rounds. Items 3, 4: 0.
     candidates = np.array([[0, 1, 2], [0, 2, 1], [0, 1, 2]])
-    boosts = coverage_boosts(candidates, HAND_SCORES, 1, RerankSpec(coverage=1.0), 5, rounds=10)
+    boosts = coverage_boosts(candidates, HAND_SCORES, 1, RerankSpec(coverage=1.0), 5, step=0.1)
     assert boosts == pytest.approx([0.0, 0.2, 0.4, 0.0, 0.0])
 
 
-def _reference(candidates, scores, n, coverage, n_items, rounds):
-    """Plain Python: min-max relevance per row, plus the boost; ties to the earlier column."""
+def _reference(candidates, scores, n, coverage, n_items, step):
+    """Plain Python: min-max relevance per row, plus the boost; ties to the earlier column;
+    steps of ``step`` until a boost of ``coverage`` (the last step short)."""
     boosts = [0.0] * n_items
     rows = []
     for cand, score in zip(candidates.tolist(), scores.tolist(), strict=True):
@@ -59,6 +60,9 @@ def _reference(candidates, scores, n, coverage, n_items, rounds):
         rel = [(c, (s - low) / (high - low) if high > low else 1.0) for c, s in valid]
         rows.append(rel)
     reachable = {c for rel in rows for c, _ in rel}
+    rounds = 0
+    while rounds * step < coverage - 1e-9:
+        rounds += 1
     for _ in range(rounds):
         shown = set()
         for rel in rows:
@@ -68,7 +72,7 @@ def _reference(candidates, scores, n, coverage, n_items, rounds):
         if not unshown:
             break
         for item in unshown:
-            boosts[item] += coverage / rounds
+            boosts[item] = min(boosts[item] + step, coverage)
     return boosts
 
 
@@ -90,12 +94,12 @@ def shops(draw):
 
 
 @settings(max_examples=120, deadline=None)
-@given(shops(), st.integers(1, 4), st.sampled_from([0.2, 0.5, 1.0]), st.integers(1, 6))
-def test_boosts_match_a_plain_python_reference(shop, n, coverage, rounds):
+@given(shops(), st.integers(1, 4), st.sampled_from([0.2, 0.5, 1.0]), st.sampled_from([0.1, 0.3]))
+def test_boosts_match_a_plain_python_reference(shop, n, coverage, step):
     candidates, scores, n_items = shop
     spec = RerankSpec(coverage=coverage)
-    got = coverage_boosts(candidates, scores, n, spec, n_items, rounds=rounds)
-    assert got == pytest.approx(_reference(candidates, scores, n, coverage, n_items, rounds))
+    got = coverage_boosts(candidates, scores, n, spec, n_items, step=step)
+    assert got == pytest.approx(_reference(candidates, scores, n, coverage, n_items, step))
 
 
 @settings(max_examples=80, deadline=None)
@@ -137,9 +141,9 @@ def test_boosted_lists_are_subsets_of_candidates_and_zero_boosts_change_nothing(
         ),
         (
             lambda: coverage_boosts(
-                HAND_CANDIDATES, HAND_SCORES, 1, RerankSpec(coverage=0.2), 4, rounds=0
+                HAND_CANDIDATES, HAND_SCORES, 1, RerankSpec(coverage=0.2), 4, step=0
             ),
-            "rounds=0 must be a whole number of at least 1",
+            "step=0 must be a number in (0, 1]",
         ),
     ],
 )

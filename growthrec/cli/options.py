@@ -599,10 +599,10 @@ def add_list_options(parser: argparse.ArgumentParser, *, purchases: bool = False
         type=float,
         default=0.0,
         metavar="C",
-        help="catalogue coverage: raise, in 20 rounds over every customer's list, the "
-        "relevance of each item no list shows, by up to C in [0, 1] (default 0); each item "
-        "enters the lists of the customers nearest to wanting it first; composes with "
-        "--rerank and --popularity-penalty",
+        help="catalogue coverage: raise, round by round over every customer's list, the "
+        "relevance of each item no list shows, in steps of 0.02 up to C in [0, 1] (default "
+        "0); each item enters the lists of the customers nearest to wanting it first; "
+        "composes with --rerank and --popularity-penalty",
     )
     group.add_argument(
         "--similarity",

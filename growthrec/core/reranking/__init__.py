@@ -8,7 +8,7 @@ from growthrec.core.reranking.calibration import (
     user_category_distribution,
     user_category_shares,
 )
-from growthrec.core.reranking.coverage import COVERAGE_ROUNDS, coverage_boosts
+from growthrec.core.reranking.coverage import COVERAGE_STEP, coverage_boosts
 from growthrec.core.reranking.rerank import Reranked, rerank
 from growthrec.core.reranking.rules import Cap, mask_candidates
 from growthrec.core.reranking.similarity import (
@@ -23,7 +23,7 @@ from growthrec.core.reranking.spec import MMR_AGGREGATES, RERANKERS, SIMILARITIE
 
 __all__ = [
     "CALIBRATION_ALPHA",
-    "COVERAGE_ROUNDS",
+    "COVERAGE_STEP",
     "MMR_AGGREGATES",
     "RERANKERS",
     "SIMILARITIES",
