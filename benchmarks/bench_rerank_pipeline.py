@@ -8,8 +8,9 @@ plain top 10), over a batch of users on one thread; and one request (one user): 
 call, and its re-ranking alone (the call less the plain top 200 of that user); and the first
 request, which builds the tables a case needs once per model (the coverage boosts rank every
 customer's candidates up to C / 0.02 times). The plain top 200 alone shows what the candidates
-cost: the pruned top-10 of a factor model skips most items, the top 200 cannot. The peer: implicit's ``recommend`` (its C++ top-k over every score, one
-thread) on the very same factors and purchases, top 10 and top 200, where implicit is installed.
+cost: the pruned top-10 of a factor model skips most items, the top 200 cannot. The peer:
+implicit's ``recommend`` (its C++ top-k over every score, one thread) on the very same factors
+and purchases, top 10 and top 200, where implicit is installed.
 
     python -m benchmarks.bench_rerank_pipeline                 # 20,000 users
     python -m benchmarks.bench_rerank_pipeline --users 138493  # every user
