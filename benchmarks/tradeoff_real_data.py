@@ -40,6 +40,27 @@ MAX_NDCG_LOSS = 0.03
 MIN_COVERAGE_GAIN = 0.60
 MIN_DIVERSITY_GAIN = 0.15
 
+#: Each set's best backend since issue 16 (benchmarks/results/real_data_cells.md): the data,
+#: protocol and validation-tuned blend, with recency where validation chose it.
+MOVIELENS_BLEND = [
+    "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
+    "--preset", "movielens", "--min-weight", "4",
+    "--protocol", "ratio", "--test-ratio", "0.2",
+    "--model", "blend", "--param", "first=ials",
+    "--param", "first_params=factors=128,regularization=0.01,unobserved_weight=0.3,nu=1",
+    "--param", "second=sparse_ease", "--param", "second_params=l2=50,neighbors=50,dropout=0.2",
+    "--param", "weight=0.65",
+]  # fmt: skip
+ONLINE_RETAIL_BLEND = [
+    "--data", str(DATA / "online-retail" / "online_retail.parquet"),
+    "--preset", "online-retail",
+    "--protocol", "leave-one-out", "--by", "latest",
+    "--model", "blend", "--param", "first=sparse_ease",
+    "--param", "first_params=l2=50,neighbors=100,dropout=0.0",
+    "--param", "second=edlae", "--param", "second_params=dropout=0.25,l2=100,variant=dlae",
+    "--param", "weight=0.35", "--recency", "1",
+]  # fmt: skip
+
 #: name -> (growthrec options). Tuned parameters from 'growthrec tune' (real_data_results.sh).
 RUNS = {
     "movielens": [
@@ -88,39 +109,21 @@ RUNS = {
     ],
     # ml-latest-small's best backend since the blend (issue 16): tuned ials and sparse_ease.
     "movielens-blend": [
-        "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
-        "--preset", "movielens", "--min-weight", "4",
-        "--protocol", "ratio", "--test-ratio", "0.2",
-        "--model", "blend", "--param", "first=ials",
-        "--param", "first_params=factors=128,regularization=0.01,unobserved_weight=0.3,nu=1",
-        "--param", "second=sparse_ease", "--param", "second_params=l2=50,neighbors=50,dropout=0.2",
-        "--param", "weight=0.65",
+        *MOVIELENS_BLEND,
         "--rerankers", "mmr,mmr-mean,dpp,popularity,popularity+mmr-mean,"
         "popularity=0.5+mmr-mean,popularity=0.8+mmr-mean",
     ],
     # Coverage boosts (--coverage) with each set's best backend since issue 16, recency too
     # where validation chose it: curves with the boosts fixed at 0.3 or 0.6, MMR swept.
     "online-retail-coverage": [
-        "--data", str(DATA / "online-retail" / "online_retail.parquet"),
-        "--preset", "online-retail",
-        "--protocol", "leave-one-out", "--by", "latest",
-        "--model", "blend", "--param", "first=sparse_ease",
-        "--param", "first_params=l2=50,neighbors=100,dropout=0.0",
-        "--param", "second=edlae", "--param", "second_params=dropout=0.25,l2=100,variant=dlae",
-        "--param", "weight=0.35", "--recency", "1",
+        *ONLINE_RETAIL_BLEND,
         "--similarity", "purchases",
         "--rerankers", "coverage,popularity=0.5+mmr-mean,coverage=0.3+mmr-mean,"
         "coverage=0.6+mmr-mean,popularity=0.5+coverage=0.3+mmr-mean,"
         "popularity=0.5+coverage=0.6+mmr-mean",
     ],
     "movielens-coverage": [
-        "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
-        "--preset", "movielens", "--min-weight", "4",
-        "--protocol", "ratio", "--test-ratio", "0.2",
-        "--model", "blend", "--param", "first=ials",
-        "--param", "first_params=factors=128,regularization=0.01,unobserved_weight=0.3,nu=1",
-        "--param", "second=sparse_ease", "--param", "second_params=l2=50,neighbors=50,dropout=0.2",
-        "--param", "weight=0.65",
+        *MOVIELENS_BLEND,
         "--rerankers", "coverage,mmr-mean,coverage=0.3+mmr-mean,coverage=0.6+mmr-mean,"
         "popularity=0.5+coverage=0.3+mmr-mean,popularity=0.5+coverage=0.6+mmr-mean",
     ],
