@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from growthrec.cli.main import build_parser
+from growthrec.cli.options import list_spec_from, list_spec_text
 from growthrec.core.interactions import build_interactions
 from growthrec.core.reranking import RerankSpec, coverage_boosts, rerank
 from growthrec.data.synthetic import generate_shop
@@ -183,3 +185,22 @@ def test_pipeline_lists_are_the_core_boosted_lists_and_widen_coverage(shop_model
     some = users[::7]
     alone, _ = recommend(model, some, spec=spec)
     assert np.array_equal(alone, items[some])
+
+
+def test_coverage_option_reaches_the_spec_the_json_and_the_summary(shop_model):
+    argv = ["evaluate", "--data", "shop.csv", "--rerank", "mmr", "--strength", "0.3"]
+    argv += ["--similarity", "purchases", "--coverage", "0.4", "--popularity-penalty", "0.1"]
+    options = list_spec_from(build_parser().parse_args(argv), 10, shop_model.train.items, {})
+    assert options.spec.rerank == RerankSpec("mmr", 0.3, 0.1, "purchases", coverage=0.4)
+    assert options.payload()["rerank"]["coverage"] == 0.4
+    assert list_spec_text(options.spec) == (
+        "mmr 0.3 by purchases; popularity penalty 0.1; coverage boost up to 0.4; "
+        "re-ranked from the top 200"
+    )
+    alone = list_spec_from(
+        build_parser().parse_args(["evaluate", "--data", "shop.csv", "--coverage", "0.2"]),
+        10,
+        shop_model.train.items,
+        {},
+    )
+    assert alone.spec.reorders and alone.spec.rerank == RerankSpec(coverage=0.2)
