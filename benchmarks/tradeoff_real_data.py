@@ -118,7 +118,7 @@ RUNS = {
     "online-retail-coverage": [
         *ONLINE_RETAIL_BLEND,
         "--similarity", "purchases",
-        "--rerankers", "coverage,popularity=0.5+mmr-mean,coverage=0.3+mmr-mean,"
+        "--rerankers", "coverage,mmr-mean,popularity,popularity=0.5+mmr-mean,coverage=0.3+mmr-mean,"
         "coverage=0.6+mmr-mean,popularity=0.5+coverage=0.3+mmr-mean,"
         "popularity=0.5+coverage=0.6+mmr-mean",
     ],
