@@ -475,10 +475,13 @@ def test_not_ready_until_a_good_model_arrives(files, tmp_path):
 def test_two_workers_serve_and_both_swap(files, tmp_path):
     watched = tmp_path / "model.npz"
     replace_file(watched, files["a"])
-    with Server(watched, "--workers", "2", log=tmp_path / "log") as server:
+    warm = tmp_path / "warm.json"  # each worker reads it from the environment
+    warm.write_text('[{"n": 2, "rerank": {"coverage": 0.3}}]')
+    with Server(watched, "--workers", "2", "--warm", str(warm), log=tmp_path / "log") as server:
         assert server.wait_ready() == version_of(files["a"])
         started = f"model none -> {version_of(files['a'])} (startup)"
         wait_until(lambda: server.log().count(started) == 2)  # each worker loads its own
+        assert server.log().count("(warm-up ") == 2  # and warms it up
         replace_file(watched, files["b"])
 
         def every_answer_is_b() -> bool:

@@ -92,6 +92,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: 0.1)",
     )
     p.add_argument(
+        "--warm",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="list settings to rank on every model loaded before it serves (at start and on "
+        "every swap): a JSON array of the list options of POST /v1/recommendations without "
+        'customer, e.g. [{"rerank": {"coverage": 0.5}}]; builds what they need once '
+        "per model (coverage boosts, purchase vectors) so no request waits for it, and "
+        "refuses a model that cannot take them",
+    )
+    p.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
@@ -181,6 +192,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
         import uvicorn.config
 
         from growthrec.serving import app as serving_app
+        from growthrec.serving.warmup import read_warm_lists
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in _EXTRA_MODULES:
             raise ParameterError(
@@ -189,6 +201,7 @@ def run(args: argparse.Namespace, out: Output) -> None:
             ) from None
         raise
     source = _source(args)
+    warm = read_warm_lists(args.warm) if args.warm is not None else ()
     _check_port_free(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         warn(
@@ -211,12 +224,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
             store=args.store is not None,
             admin_token=args.admin_token,
             watch_seconds=watch,
+            warm=warm,
         )
         _run_until_stopped(uvicorn.run, app, **options)
         return
     # Each worker process builds its own app (and loads its own model) from the environment.
     os.environ[serving_app.ENV_STORE if args.store else serving_app.ENV_MODEL] = str(source)
     os.environ[serving_app.ENV_WATCH] = str(watch)
+    if args.warm is not None:
+        os.environ[serving_app.ENV_WARM] = str(args.warm.resolve())
     if args.admin_token:
         os.environ[serving_app.ENV_ADMIN_TOKEN] = args.admin_token
     _run_until_stopped(

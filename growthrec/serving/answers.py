@@ -291,17 +291,23 @@ def best_sellers(served: ServedModel, n: int) -> dict[str, Any]:
     return {"model_version": served.version, "items": rows}
 
 
+def request_spec(model: Model, request: Any) -> tuple[ListSpec, list[str]]:
+    """A request's ``ListSpec``, and the allow and deny ids it names that the model does not
+    know (ignored, and listed in the answer)."""
+    allow, unknown_allow = _split_known(model, request.allow)
+    deny, unknown_deny = _split_known(model, request.deny)
+    return list_spec(model, request, allow, deny or []), unknown_allow + unknown_deny
+
+
 def customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any], str | None]:
     """A known customer's list, or the best sellers for an unknown one; and the fallback
     reason (``None`` when the model answered)."""
     model = served.model
-    allow, unknown_allow = _split_known(model, request.allow)
-    deny, unknown_deny = _split_known(model, request.deny)
-    spec = list_spec(model, request, allow, deny or [])
+    spec, ignored = request_spec(model, request)
     answer: dict[str, Any] = {
         "model_version": served.version,
         "customer": request.customer,
-        "ignored_items": unknown_allow + unknown_deny,
+        "ignored_items": ignored,
     }
     user = served.customer_index(request.customer)
     if user < 0:
@@ -324,14 +330,12 @@ def new_customer_list(served: ServedModel, request: Any) -> tuple[dict[str, Any]
     """A new customer's list from a basket and/or features; best sellers when neither is
     usable (no basket item in the catalogue, no features)."""
     model = served.model
-    allow, unknown_allow = _split_known(model, request.allow)
-    deny, unknown_deny = _split_known(model, request.deny)
     basket, unknown_basket = _split_known(model, request.basket)
     assert basket is not None
-    spec = list_spec(model, request, allow, deny or [])
+    spec, ignored = request_spec(model, request)
     answer: dict[str, Any] = {
         "model_version": served.version,
-        "ignored_items": unknown_basket + unknown_allow + unknown_deny,
+        "ignored_items": unknown_basket + ignored,
     }
     basket_index = model.train.items.index(basket) if basket else np.empty(0, np.int64)
     if not basket and not request.features:
@@ -424,6 +428,7 @@ def describe(served: ServedModel) -> dict[str, Any]:
         "file_modified_at": served.file.mtime_ns / 1e9,
         "loaded_at": served.loaded_at,
         "load_seconds": round(served.load_seconds, 4),
+        "warm_seconds": round(served.warm_seconds, 4),
         **served.meta,
     }
 

@@ -9,9 +9,10 @@ endpoints, while liveness answers at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from growthrec.serving.schemas import (
     BestSellers,
     CustomerRequest,
     Health,
+    ListOptions,
     ModelDescription,
     NewCustomerRequest,
     RecommendationList,
@@ -42,6 +44,7 @@ from growthrec.serving.schemas import (
     SimilarItems,
     SimilarRequest,
 )
+from growthrec.serving.warmup import read_warm_lists, warm_up
 
 __all__ = ["DEFAULT_WATCH_SECONDS", "app_from_environment", "create_app"]
 
@@ -55,6 +58,7 @@ ENV_MODEL = "GROWTHREC_SERVE_MODEL"
 ENV_STORE = "GROWTHREC_SERVE_STORE"
 ENV_ADMIN_TOKEN = "GROWTHREC_ADMIN_TOKEN"
 ENV_WATCH = "GROWTHREC_SERVE_WATCH_SECONDS"
+ENV_WARM = "GROWTHREC_SERVE_WARM"
 
 #: URL path -> the endpoint label of its metrics.
 ENDPOINTS = {
@@ -84,9 +88,11 @@ def create_app(
     admin_token: str | None = None,
     watch_seconds: float = DEFAULT_WATCH_SECONDS,
     blas_threads: int | None = 1,
+    warm: Sequence[ListOptions] = (),
 ) -> FastAPI:
     """The service for the model file ``source`` (with ``store``: the champion of the model
-    store ``source``), watched every ``watch_seconds``.
+    store ``source``), watched every ``watch_seconds``. Every model loaded ranks its first
+    customer under each of the list settings ``warm`` before it serves (``serving.warmup``).
 
     ``admin_token`` turns on the admin endpoints (a Bearer token); without it they do not
     exist. ``blas_threads`` caps BLAS in this process (one request's products are too small
@@ -104,6 +110,7 @@ def create_app(
             path,
             store=store,
             on_outcome=lambda outcome: metrics.record_outcome(outcome, holder.current),
+            warm=functools.partial(warm_up, lists=tuple(warm)) if warm else None,
         )
         app.state.holder = holder
         holder.start(watch_seconds)
@@ -149,11 +156,13 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """``create_app`` with options from the environment (uvicorn's factory, one per worker)."""
     store = os.environ.get(ENV_STORE)
+    warm = os.environ.get(ENV_WARM)
     return create_app(
         store or os.environ[ENV_MODEL],
         store=bool(store),
         admin_token=os.environ.get(ENV_ADMIN_TOKEN) or None,
         watch_seconds=float(os.environ.get(ENV_WATCH, DEFAULT_WATCH_SECONDS)),
+        warm=read_warm_lists(Path(warm)) if warm else (),
     )
 
 

@@ -106,6 +106,8 @@ class ServedModel:
     loaded_at: float
     load_seconds: float
     meta: dict[str, Any] = attrs.field(eq=False)
+    #: Of ``load_seconds``, the warm-up's (``serve --warm``; 0 without one).
+    warm_seconds: float = attrs.field(default=0.0, kw_only=True)
     #: Every item index, best sellers first (ties to the lower index, as ``popular_items``).
     popular_order: np.ndarray = attrs.field(eq=False, repr=False)
     #: Customers who bought each item.
@@ -170,11 +172,17 @@ def _smoke(model: Model) -> None:
     similar_items(model, np.zeros(1, dtype=np.int64), min(10, model.train.n_items - 1) or 1)
 
 
-def load_served(path: Path, store_version: str | None = None) -> ServedModel:
+def load_served(
+    path: Path,
+    store_version: str | None = None,
+    warm: Callable[[Model], None] | None = None,
+) -> ServedModel:
     """Load, check and prepare the model at ``path``; one ``ModelFileError`` line if it fails.
 
     A file that changes while it is read (a copy still being written) is an error too: the
-    watcher will see it change and try again.
+    watcher will see it change and try again. ``warm`` (``serving.warmup``) runs after the
+    smoke test: what it builds is ready before the model serves, and if it fails so does the
+    load.
     """
     started = time.perf_counter()
     before = file_state(path)
@@ -194,6 +202,17 @@ def load_served(path: Path, store_version: str | None = None) -> ServedModel:
         raise ModelFileError(
             f"{path}: the smoke recommendation failed ({type(exc).__name__}: {exc})"
         ) from None
+    warm_started = time.perf_counter()
+    if warm is not None:
+        try:
+            warm(model)
+        except GrowthrecError as exc:
+            raise ModelFileError(f"{path}: the warm-up failed ({exc})") from None
+        except Exception as exc:  # a plugin's bug, as in the smoke test
+            raise ModelFileError(
+                f"{path}: the warm-up failed ({type(exc).__name__}: {exc})"
+            ) from None
+    warm_seconds = time.perf_counter() - warm_started if warm is not None else 0.0
     buyers = prepare(model).buyers.astype(np.int64)  # counted once, by the smoke's prepare
     customers = model.train.users.ids
     lookup: dict[str, np.ndarray | None] = {"sorted_customers": None, "customer_rows": None}
@@ -213,6 +232,7 @@ def load_served(path: Path, store_version: str | None = None) -> ServedModel:
         popular_order=order,
         buyers=buyers,
         store_version=store_version,
+        warm_seconds=warm_seconds,
         **lookup,
     )
 
@@ -235,6 +255,7 @@ class ModelHolder:
     ``source`` is a model file, or with ``store=True`` a model store whose champion is
     served. ``current`` is ``None`` until the first model loads. Reloads run one at a time;
     a failed one leaves the current model serving, logs one line and calls ``on_outcome``.
+    ``warm`` runs on every model loaded before it serves (``serving.warmup``).
     """
 
     def __init__(
@@ -243,8 +264,11 @@ class ModelHolder:
         *,
         store: bool = False,
         on_outcome: Callable[[ReloadOutcome], None] | None = None,
+        warm: Callable[[Model], None] | None = None,
     ) -> None:
         self.source = source
+        #: Run on every model loaded, before it serves (``load_served``'s ``warm``).
+        self.warm = warm
         self.store = source if store else None
         #: The model file served (or to serve): the source, or the champion's version file.
         self.path = source
@@ -275,7 +299,7 @@ class ModelHolder:
             served = self.current
             assert served is not None
             log.info(
-                "model %s -> %s (%s): %s%s, %d customers x %d items, loaded in %.2f s",
+                "model %s -> %s (%s): %s%s, %d customers x %d items, loaded in %.2f s%s",
                 outcome.previous_version or "none",
                 outcome.version,
                 reason,
@@ -284,6 +308,7 @@ class ModelHolder:
                 served.model.train.n_users,
                 served.model.train.n_items,
                 served.load_seconds,
+                f" (warm-up {served.warm_seconds:.2f} s)" if served.warm_seconds else "",
             )
         if self._on_outcome is not None:
             self._on_outcome(outcome)
@@ -314,7 +339,7 @@ class ModelHolder:
         state = file_state(self.path)
         self._seen = state
         try:
-            served = load_served(self.path, self._champion)
+            served = load_served(self.path, self._champion, self.warm)
         except ModelFileError as exc:
             if file_state(self.path) != state:  # still being written: the watcher comes back
                 return ReloadOutcome("retry", None, old_version, reason, str(exc))

@@ -124,7 +124,8 @@ class RerankRequest(_Request):
         le=1.0,
         description="Catalogue coverage: the largest boost on the relevance of an item no "
         "customer's list shows (0: off). The boosts come from every customer's list under "
-        "these settings, built on the first request that asks, then kept.",
+        "these settings, built on the first request that asks (or when the model loads, with "
+        "`serve --warm`), then kept.",
     )
 
 
@@ -364,6 +365,12 @@ class ModelDescription(BaseModel):
     file_modified_at: float = Field(description="The file's mtime, Unix seconds.")
     loaded_at: float = Field(description="When this process loaded it, Unix seconds.")
     load_seconds: float
+    warm_seconds: float = Field(
+        0.0,
+        description="Of `load_seconds`, the time spent ranking the list settings of "
+        "`serve --warm` (0 without them): what they build once per model, built before it "
+        "served.",
+    )
     format_version: int | None = None
     growthrec_version: str | None = Field(None, description="growthrec that wrote the file.")
     trained_at: str | None = Field(None, description="When trained, if the file records it.")
