@@ -40,21 +40,29 @@ MAX_NDCG_LOSS = 0.03
 MIN_COVERAGE_GAIN = 0.60
 MIN_DIVERSITY_GAIN = 0.15
 
-#: Each set's best backend since issue 16 (benchmarks/results/real_data_cells.md): the data,
-#: protocol and validation-tuned blend, with recency where validation chose it.
-MOVIELENS_BLEND = [
+#: Each set's data and protocol, as the issue names them: ml-latest-small rating >= 4 with the
+#: ratio holdout, Online Retail with leave-one-out of the latest purchase.
+MOVIELENS = [
     "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
     "--preset", "movielens", "--min-weight", "4",
     "--protocol", "ratio", "--test-ratio", "0.2",
+]  # fmt: skip
+ONLINE_RETAIL = [
+    "--data", str(DATA / "online-retail" / "online_retail.parquet"),
+    "--preset", "online-retail",
+    "--protocol", "leave-one-out", "--by", "latest",
+]  # fmt: skip
+#: Each set's best backend since issue 16 (benchmarks/results/real_data_cells.md): the
+#: validation-tuned blend, with recency where validation chose it.
+MOVIELENS_BLEND = [
+    *MOVIELENS,
     "--model", "blend", "--param", "first=ials",
     "--param", "first_params=factors=128,regularization=0.01,unobserved_weight=0.3,nu=1",
     "--param", "second=sparse_ease", "--param", "second_params=l2=50,neighbors=50,dropout=0.2",
     "--param", "weight=0.65",
 ]  # fmt: skip
 ONLINE_RETAIL_BLEND = [
-    "--data", str(DATA / "online-retail" / "online_retail.parquet"),
-    "--preset", "online-retail",
-    "--protocol", "leave-one-out", "--by", "latest",
+    *ONLINE_RETAIL,
     "--model", "blend", "--param", "first=sparse_ease",
     "--param", "first_params=l2=50,neighbors=100,dropout=0.0",
     "--param", "second=edlae", "--param", "second_params=dropout=0.25,l2=100,variant=dlae",
@@ -64,18 +72,14 @@ ONLINE_RETAIL_BLEND = [
 #: name -> (growthrec options). Tuned parameters from 'growthrec tune' (real_data_results.sh).
 RUNS = {
     "movielens": [
-        "--data", str(DATA / "ml-latest-small" / "ratings.csv"),
-        "--preset", "movielens", "--min-weight", "4",
-        "--protocol", "ratio", "--test-ratio", "0.2",
+        *MOVIELENS,
         "--model", "edlae", "--param", "dropout=0.5", "--param", "l2=200",
         "--param", "variant=dlae",
         "--rerankers", "mmr,mmr-mean,dpp,calibration,popularity,popularity+mmr-mean,"
         "popularity=0.5+mmr,popularity=0.5+mmr-mean,popularity=0.8+mmr-mean",
     ],
     "online-retail": [
-        "--data", str(DATA / "online-retail" / "online_retail.parquet"),
-        "--preset", "online-retail",
-        "--protocol", "leave-one-out", "--by", "latest",
+        *ONLINE_RETAIL,
         "--model", "sparse_ease", "--param", "l2=50", "--param", "neighbors=100",
         "--param", "dropout=0.0",
         "--similarity", "features", "--features",
@@ -86,9 +90,7 @@ RUNS = {
     # vectors of the purchases, and MMR above compares Descriptions. Tuned iALS has item
     # factors, so MMR can compare items by purchases too, as the ruler does.
     "online-retail-factors": [
-        "--data", str(DATA / "online-retail" / "online_retail.parquet"),
-        "--preset", "online-retail",
-        "--protocol", "leave-one-out", "--by", "latest",
+        *ONLINE_RETAIL,
         "--model", "ials", "--param", "factors=256", "--param", "regularization=0.003",
         "--param", "unobserved_weight=0.3", "--param", "nu=1.0",
         "--similarity", "factors",
@@ -98,9 +100,7 @@ RUNS = {
     # vectors intra-list diversity is measured on (--similarity purchases), not Descriptions.
     # The penalty 0.9 is the smallest whose validation points reach +60% coverage within 3%.
     "online-retail-purchases": [
-        "--data", str(DATA / "online-retail" / "online_retail.parquet"),
-        "--preset", "online-retail",
-        "--protocol", "leave-one-out", "--by", "latest",
+        *ONLINE_RETAIL,
         "--model", "sparse_ease", "--param", "l2=50", "--param", "neighbors=100",
         "--param", "dropout=0.0",
         "--similarity", "purchases",
