@@ -4,10 +4,10 @@ the users form's arrays, never B."""
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from form_helpers import assert_file_with_b_ranks_alike, weighted_matrix, weighted_shop
 
 from growthrec.backends.contract import resolve_params
 from growthrec.backends.ease import (
@@ -18,20 +18,11 @@ from growthrec.backends.ease import (
     user_form_arrays,
     user_form_scores,
 )
-from growthrec.core.interactions import Interactions, build_interactions
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ModelFileError, ParameterError
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
 from growthrec.store.modelfile import load_model, save_model
-
-
-def _matrix(n_users: int, n_items: int, seed: int = 0) -> sp.csr_matrix:
-    """Continuous weights (no exact ties), about 10% dense, every item bought at least once."""
-    rng = np.random.default_rng(seed)
-    dense = (rng.random((n_users, n_items)) < 0.1) * rng.uniform(0.5, 4.0, (n_users, n_items))
-    dense[rng.integers(0, n_users, n_items), np.arange(n_items)] += 1.0
-    return sp.csr_matrix(dense.astype(np.float32))
 
 
 def _reference(x: sp.csr_matrix, l2: float) -> np.ndarray:
@@ -43,18 +34,13 @@ def _reference(x: sp.csr_matrix, l2: float) -> np.ndarray:
     return b
 
 
-def _wide_shop(n_users: int = 40, n_items: int = 120, seed: int = 0) -> Interactions:
-    x = _matrix(n_users, n_items, seed).tocoo()
-    return build_interactions(x.row, x.col, x.data)
-
-
 @pytest.mark.parametrize(
     ("n_users", "n_items", "l2"),
     [(30, 80, 5.0), (200, 500, 50.0), (60, 25, 10.0), (50, 50, 1.0)],
     ids=["wide", "wide-large", "tall", "square"],
 )
 def test_both_forms_give_the_reference_b(n_users, n_items, l2) -> None:
-    x = _matrix(n_users, n_items)
+    x = weighted_matrix(n_users, n_items)
     expected = _reference(x, l2)
     by_users = ease_weights(x, l2, form="users")
     by_items = ease_weights(x, l2, form="items")
@@ -70,7 +56,7 @@ def test_both_forms_give_the_reference_b(n_users, n_items, l2) -> None:
 
 
 def test_users_form_scores_without_b_equal_x_times_b() -> None:
-    x = _matrix(40, 150, seed=3)
+    x = weighted_matrix(40, 150, seed=3)
     expected = x.toarray().astype(np.float64) @ _reference(x, 20.0)
     arrays = user_form_arrays(x, 20.0)
     assert "item_weights" not in arrays  # B is never formed
@@ -83,7 +69,7 @@ def test_users_form_scores_without_b_equal_x_times_b() -> None:
 
 
 def test_users_form_stores_users_squared_plus_the_purchases() -> None:
-    x = _matrix(30, 90)
+    x = weighted_matrix(30, 90)
     arrays = user_form_arrays(x, 5.0)
     assert arrays["user_gram_inverse"].shape == (30, 30)
     assert arrays["item_scale"].shape == (90,)
@@ -101,28 +87,30 @@ def test_the_backend_picks_the_form_by_shape_and_declares_what_it_stores() -> No
     backend = EASEBackend()
     params = resolve_params(backend, {"l2": 5.0})
     assert user_form(40, 120) and not user_form(120, 120) and not user_form(121, 120)
-    wide = backend.fit(_matrix(40, 120), params, np.random.default_rng(0))
+    wide = backend.fit(weighted_matrix(40, 120), params, np.random.default_rng(0))
     declared = backend.array_specs(params, 40, 120)
     assert sorted(wide) == sorted(USER_FORM_KEYS)
     # Either form may be stored with fewer customers (B in files from before the users form).
     assert sorted(declared) == sorted([*USER_FORM_KEYS, "item_weights"])
     assert all(spec.optional for spec in declared.values())
-    tall = backend.fit(_matrix(120, 40), params, np.random.default_rng(0))
+    tall = backend.fit(weighted_matrix(120, 40), params, np.random.default_rng(0))
     assert sorted(tall) == ["item_weights"] == sorted(backend.array_specs(params, 120, 40))
 
 
 def test_max_items_guards_only_the_items_form() -> None:
     backend = EASEBackend()
     params = resolve_params(backend, {"max_items": 50})
-    arrays = backend.fit(_matrix(40, 120), params, np.random.default_rng(0))  # users form: fits
+    arrays = backend.fit(
+        weighted_matrix(40, 120), params, np.random.default_rng(0)
+    )  # users form: fits
     assert arrays["user_gram_inverse"].shape == (40, 40)
     with pytest.raises(ParameterError, match=r"120 items need about .* max_items=50"):
-        backend.fit(_matrix(130, 120), params, np.random.default_rng(0))
+        backend.fit(weighted_matrix(130, 120), params, np.random.default_rng(0))
 
 
 def test_users_form_needs_a_positive_l2() -> None:
     with pytest.raises(ParameterError) as caught:
-        fit_model(_wide_shop(), "ease", {"l2": 0})
+        fit_model(weighted_shop(), "ease", {"l2": 0})
     message = str(caught.value)
     assert "not positive definite at l2=0" in message
     assert "40 customers and 120 items: XᵀX has rank at most 40" in message
@@ -130,7 +118,7 @@ def test_users_form_needs_a_positive_l2() -> None:
 
 
 def test_users_form_model_lists_similar_items_fold_in_and_file_round_trip(tmp_path) -> None:
-    shop = _wide_shop()
+    shop = weighted_shop()
     model = fit_model(shop, "ease", {"l2": 8.0})
     assert "user_gram_inverse" in model.arrays
     bought = shop.matrix.toarray() > 0
@@ -162,7 +150,7 @@ def test_users_form_model_lists_similar_items_fold_in_and_file_round_trip(tmp_pa
 
 
 def test_damaged_users_form_arrays_are_refused_in_one_line() -> None:
-    x = _matrix(20, 60)
+    x = weighted_matrix(20, 60)
     arrays = dict(user_form_arrays(x, 5.0))
     arrays["item_users_indices"] = arrays["item_users_indices"].copy()
     arrays["item_users_indices"][0] = 10_000
@@ -176,18 +164,8 @@ def test_damaged_users_form_arrays_are_refused_in_one_line() -> None:
 def test_a_file_with_b_from_before_the_users_form_still_loads_and_ranks_alike(tmp_path):
     """Files written before the users form stored B whatever the shape: they load, and rank
     as the users form does (the same B); a file mixing the two forms is refused."""
-    data = _wide_shop()
+    data = weighted_shop()
     fitted = fit_model(data, "ease", {"l2": 5.0})
     assert set(fitted.arrays) == set(USER_FORM_KEYS)
     b = ease_weights(apply_weighting(data.matrix, fitted.weighting), 5.0, form="items")
-    old = attrs.evolve(fitted, arrays={"item_weights": b})
-    path = save_model(old, tmp_path / "old.npz")
-    loaded = load_model(path)
-    assert set(loaded.arrays) == {"item_weights"}
-    users = np.arange(data.n_users)
-    got, expected = recommend(loaded, users, 10), recommend(fitted, users, 10)
-    np.testing.assert_array_equal(got[0], expected[0])
-    np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-6)
-    mixed = attrs.evolve(fitted, arrays={**fitted.arrays, "item_weights": b})
-    with pytest.raises(ModelFileError, match=r"neither B \(item_weights\) nor the users form"):
-        load_model(save_model(mixed, tmp_path / "mixed.npz"))
+    assert_file_with_b_ranks_alike(fitted, b, tmp_path)

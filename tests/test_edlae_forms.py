@@ -8,6 +8,7 @@ import attrs
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from form_helpers import assert_file_with_b_ranks_alike, weighted_matrix, weighted_shop
 
 from growthrec.backends import ease
 from growthrec.backends.contract import resolve_params
@@ -19,20 +20,11 @@ from growthrec.backends.edlae import (
     user_form_keys,
     user_form_scores,
 )
-from growthrec.core.interactions import Interactions, build_interactions
 from growthrec.core.weighting import apply_weighting
 from growthrec.errors import ModelFileError, ParameterError
 from growthrec.pipeline.fitting import fit_model
 from growthrec.pipeline.lists import recommend, recommend_baskets, similar_items
 from growthrec.store.modelfile import load_model, save_model
-
-
-def _matrix(n_users: int, n_items: int, seed: int = 0) -> sp.csr_matrix:
-    """Continuous weights (no exact ties), about 10% dense, every item bought at least once."""
-    rng = np.random.default_rng(seed)
-    dense = (rng.random((n_users, n_items)) < 0.1) * rng.uniform(0.5, 4.0, (n_users, n_items))
-    dense[rng.integers(0, n_users, n_items), np.arange(n_items)] += 1.0
-    return sp.csr_matrix(dense.astype(np.float32))
 
 
 def _inverse(x: sp.csr_matrix, dropout: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +46,6 @@ def _reference(x: sp.csr_matrix, dropout: float, l2: float, variant: str) -> np.
     return b
 
 
-def _shop(n_users: int = 40, n_items: int = 120, seed: int = 0) -> Interactions:
-    x = _matrix(n_users, n_items, seed).tocoo()
-    return build_interactions(x.row, x.col, x.data)
-
-
 def _exact_top(scores: np.ndarray, k: int) -> np.ndarray:
     """The top ``k`` columns of each row, ties to the lower column (growthrec's rule)."""
     columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
@@ -78,7 +65,7 @@ def _exact_top(scores: np.ndarray, k: int) -> np.ndarray:
     ids=["wide", "wide-no-l2", "wide-large", "tall", "square"],
 )
 def test_both_forms_give_the_reference_b(n_users, n_items, dropout, l2, variant) -> None:
-    x = _matrix(n_users, n_items)
+    x = weighted_matrix(n_users, n_items)
     expected = _reference(x, dropout, l2, variant)
     by_users = edlae_weights(x, dropout, l2, variant, form="users")
     by_items = edlae_weights(x, dropout, l2, variant, form="items")
@@ -98,7 +85,7 @@ def test_both_forms_give_the_reference_b(n_users, n_items, dropout, l2, variant)
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_users_form_scores_without_b_equal_x_times_b(variant: str) -> None:
-    x = _matrix(40, 150, seed=3)
+    x = weighted_matrix(40, 150, seed=3)
     expected = x.toarray().astype(np.float64) @ _reference(x, 0.3, 20.0, variant)
     arrays = user_form_arrays(x, 0.3, 20.0, variant)
     assert "item_weights" not in arrays  # B is never formed
@@ -121,7 +108,7 @@ def test_users_form_scores_without_b_equal_x_times_b(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_users_form_stores_users_squared_plus_the_purchases(variant: str) -> None:
-    x = _matrix(30, 90)
+    x = weighted_matrix(30, 90)
     dropout, l2 = 0.2, 5.0
     arrays = user_form_arrays(x, dropout, l2, variant)
     assert tuple(arrays) == user_form_keys(variant)
@@ -148,7 +135,7 @@ def test_users_form_stores_users_squared_plus_the_purchases(variant: str) -> Non
 
 
 def test_without_dropout_the_users_form_is_eases() -> None:
-    x = _matrix(40, 130, seed=5)
+    x = weighted_matrix(40, 130, seed=5)
     got = user_form_scores(user_form_arrays(x, 0.0, 30.0, "edlae"), x)
     want = ease.user_form_scores(ease.user_form_arrays(x, 30.0), x)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
@@ -159,28 +146,28 @@ def test_the_backend_picks_the_form_by_shape_and_declares_what_it_stores(variant
     backend = EDLAEBackend()
     params = resolve_params(backend, {"dropout": 0.3, "l2": 5.0, "variant": variant})
     assert ease.user_form(40, 120) and not ease.user_form(120, 120)
-    wide = fit_model(_shop(40, 120), "edlae", params)
+    wide = fit_model(weighted_shop(40, 120), "edlae", params)
     assert sorted(wide.arrays) == sorted(user_form_keys(variant))
     declared = backend.array_specs(params, 40, 120)
     # Either form may be stored with fewer customers (B in files from before the users form).
     assert sorted(declared) == sorted([*user_form_keys(variant), "item_weights"])
     assert all(spec.optional for spec in declared.values())
     for n_users in (120, 121):
-        tall = fit_model(_shop(n_users, 120), "edlae", params)
+        tall = fit_model(weighted_shop(n_users, 120), "edlae", params)
         assert sorted(tall.arrays) == ["item_weights"]
         assert sorted(backend.array_specs(params, n_users, 120)) == ["item_weights"]
 
 
 def test_max_items_guards_only_the_items_form() -> None:
     params = {"max_items": 50, "dropout": 0.3, "l2": 5.0}
-    wide = fit_model(_shop(40, 120), "edlae", params)  # users form: fits
+    wide = fit_model(weighted_shop(40, 120), "edlae", params)  # users form: fits
     assert wide.arrays["user_gram_inverse"].shape == (40, 40)
     with pytest.raises(ParameterError, match=r"120 items need about .* max_items=50"):
-        fit_model(_shop(130, 120), "edlae", params)
+        fit_model(weighted_shop(130, 120), "edlae", params)
 
 
 def test_users_form_without_l2_refuses_items_nobody_bought_in_one_line() -> None:
-    x = _matrix(30, 80).tolil()
+    x = weighted_matrix(30, 80).tolil()
     x[:, 7] = 0  # item 7 has no buyer: λ_7 = p/(1-p)·0 + 0
     with pytest.raises(ParameterError) as caught:
         user_form_arrays(x.tocsr(), 0.5, 0.0)
@@ -197,7 +184,7 @@ def test_users_form_model_agrees_with_the_items_form_everywhere(variant, tmp_pat
     """Lists for known customers, fold-in of baskets, similar items and a model file round
     trip: the users-form model against the same model holding the items form's B, and both
     against the float64 reference."""
-    shop = _shop()
+    shop = weighted_shop()
     params = {"dropout": 0.4, "l2": 8.0, "variant": variant}
     model = fit_model(shop, "edlae", params)
     assert "user_gram_inverse" in model.arrays
@@ -240,25 +227,16 @@ def test_a_file_with_b_from_before_the_users_form_still_loads_and_ranks_alike(
 ) -> None:
     """Files written before the users form stored B whatever the shape: they load, and rank
     as the users form does (the same B); a file mixing the two forms is refused."""
-    data = _shop()
+    data = weighted_shop()
     fitted = fit_model(data, "edlae", {"dropout": 0.3, "l2": 5.0, "variant": variant})
     assert set(fitted.arrays) == set(user_form_keys(variant))
     weighted = apply_weighting(data.matrix, fitted.weighting)
     b = edlae_weights(weighted, 0.3, 5.0, variant, form="items")
-    old = attrs.evolve(fitted, arrays={"item_weights": b})
-    loaded = load_model(save_model(old, tmp_path / "old.npz"))
-    assert set(loaded.arrays) == {"item_weights"}
-    users = np.arange(data.n_users)
-    got, expected = recommend(loaded, users, 10), recommend(fitted, users, 10)
-    np.testing.assert_array_equal(got[0], expected[0])
-    np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-6)
-    mixed = attrs.evolve(fitted, arrays={**fitted.arrays, "item_weights": b})
-    with pytest.raises(ModelFileError, match=r"neither B \(item_weights\) nor the users form"):
-        load_model(save_model(mixed, tmp_path / "mixed.npz"))
+    assert_file_with_b_ranks_alike(fitted, b, tmp_path)
 
 
 def test_damaged_users_form_arrays_are_refused_in_one_line(tmp_path) -> None:
-    data = _shop(20, 60)
+    data = weighted_shop(20, 60)
     model = fit_model(data, "edlae", {"dropout": 0.3, "l2": 5.0, "variant": "edlae"})
     x = apply_weighting(data.matrix, model.weighting)
     backend = EDLAEBackend()
