@@ -194,6 +194,7 @@ def _reranked(
     """``spec``'s caps and re-ranker over each row's candidates; the model's scores kept."""
     context, caps = _rerank_context(model, prepared, rows, spec)
     if spec.rerank.coverage > 0:
+        # Everything the boosts depend on; a request's allow/deny lists and filters are not.
         key = ("coverage", spec.n, spec.exclude_seen, spec.candidates, spec.caps, spec.category)
         context["boosts"] = prepared.derive(
             (*key, spec.rerank),

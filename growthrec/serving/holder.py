@@ -202,8 +202,9 @@ def load_served(
         raise ModelFileError(
             f"{path}: the smoke recommendation failed ({type(exc).__name__}: {exc})"
         ) from None
-    warm_started = time.perf_counter()
+    warm_seconds = 0.0
     if warm is not None:
+        warm_started = time.perf_counter()
         try:
             warm(model)
         except GrowthrecError as exc:
@@ -212,7 +213,7 @@ def load_served(
             raise ModelFileError(
                 f"{path}: the warm-up failed ({type(exc).__name__}: {exc})"
             ) from None
-    warm_seconds = time.perf_counter() - warm_started if warm is not None else 0.0
+        warm_seconds = time.perf_counter() - warm_started
     buyers = prepare(model).buyers.astype(np.int64)  # counted once, by the smoke's prepare
     customers = model.train.users.ids
     lookup: dict[str, np.ndarray | None] = {"sorted_customers": None, "customer_rows": None}
