@@ -470,8 +470,11 @@ def test_compare_takes_the_same_options(shop, capsys):
         "calibration",
         "--strength",
         "0.5",
+        "--coverage",
+        "0.2",
     )
     assert payload["list_spec"]["rerank"]["kind"] == "calibration"
+    assert payload["list_spec"]["rerank"]["coverage"] == 0.2
     assert [r["backend"] for r in payload["results"]] == ["svd", "popularity"]
 
 

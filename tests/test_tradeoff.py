@@ -282,6 +282,32 @@ def test_a_fixed_penalty_curve_starts_from_the_penalty_alone(shop_split):
     assert (choice.strength, choice.within_limit) == (0.5, False)
 
 
+def test_coverage_curves_are_the_pipelines_boosted_lists(shop_split):
+    split, _, attributes = shop_split
+    model = fit_model(split.train, "svd", {"factors": 6}, seed=0, item_attributes=attributes)
+    curves = [parse_curve("coverage"), parse_curve("coverage=0.5+mmr")]
+    sweep = sweep_lists(model, split.test, curves, (0.3,))
+    categories = categories_from(attributes["category"])
+
+    def measured(rerank: RerankSpec) -> dict[str, float]:
+        result = evaluate_lists(
+            model, split.test, (10,), spec=ListSpec(rerank=rerank), categories=categories
+        )
+        return result.metrics[10]
+
+    swept = sweep.at("coverage", 0.3)
+    expected = measured(RerankSpec(coverage=0.3))
+    assert dict(swept.metrics) == pytest.approx({m: expected[m] for m in swept.metrics})
+    assert swept.metrics["coverage"] > sweep.plain["coverage"]  # the boosts widen coverage
+    # a fixed value starts from the boosts alone, then sweeps MMR over them
+    start = sweep.at("coverage=0.5+mmr", 0.0)
+    alone = measured(RerankSpec(coverage=0.5))
+    assert dict(start.metrics) == pytest.approx({m: alone[m] for m in start.metrics})
+    both = measured(RerankSpec("mmr", 0.3, coverage=0.5))
+    point = sweep.at("coverage=0.5+mmr", 0.3)
+    assert dict(point.metrics) == pytest.approx({m: both[m] for m in point.metrics})
+
+
 def test_sweep_lists_keeps_the_rules(shop_split):
     split, _, attributes = shop_split
     model = fit_model(split.train, "svd", {"factors": 6}, seed=0, item_attributes=attributes)
